@@ -1,0 +1,168 @@
+"""``python -m devhost``: run the Function App locally over Azurite (the ``make run`` entry).
+
+    python -m devhost                          # serve on 127.0.0.1:$PORT (default 7071)
+    python -m devhost --port 0                 # any free port; read it from "Listening on <url>"
+    python -m devhost --fire-timer graph_sync  # run a timer function once and exit (make sync)
+
+Storage: unless ``TABLES_CONNECTION_STRING`` is already set, Azurite is started with its data in
+``.local/azurite`` (kept across restarts) and the app is pointed at it. The bearer token comes from
+``SCIM_BEARER_TOKEN`` or else is generated once and kept in ``.local/token``, so the value pasted
+into Entra stays valid across restarts. The token is printed once, to the operator's terminal, and
+only when this program chose it; it is never logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+from devhost.azurite import Azurite
+from devhost.functions import DevHostError, FunctionHost
+from devhost.routes import with_prefix
+from devhost.server import LocalHost, applied_env
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN_SETTING = "SCIM_BEARER_TOKEN"
+STORAGE_SETTING = "TABLES_CONNECTION_STRING"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    state: Path = args.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    if args.fire_timer:
+        # A host already serving from this state directory owns its Azurite data: a second
+        # Azurite on the same files would corrupt them, so ask that host to run the timer.
+        outcome = _fire_on_running_host(state, args.fire_timer)
+        if outcome is not None:
+            return outcome
+    with ExitStack() as resources:
+        env: dict[str, str] = {}
+        storage_note = f"{STORAGE_SETTING} from the environment"
+        if not os.environ.get(STORAGE_SETTING):
+            azurite = resources.enter_context(Azurite(ROOT, state / "azurite"))
+            env[STORAGE_SETTING] = azurite.connection_string
+            storage_note = f"Azurite {azurite.endpoint}, data in {state / 'azurite'}"
+        token, chosen_here = _bearer_token(state)
+        env[TOKEN_SETTING] = token
+        if args.fire_timer:
+            return _fire_here(args.module, args.fire_timer, env)
+        host = resources.enter_context(LocalHost(args.module, port=args.port, env=env))
+        url_file = state / "devhost.url"
+        url_file.write_text(host.base_url, encoding="utf-8")
+        resources.callback(url_file.unlink, missing_ok=True)
+        assert host.functions is not None
+        tenant_url = f"{host.base_url}/{with_prefix(host.functions.route_prefix, 'scim/v2')}"
+        shown = token if chosen_here else f"(the value of ${TOKEN_SETTING})"
+        print(
+            f"Listening on {host.base_url}\n"
+            f"  Tenant URL:   {tenant_url}\n"
+            f"  Secret Token: {shown}\n"
+            f"  Storage:      {storage_note}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        _wait_for_stop_signal()
+    return 0
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--module", default="function_app", help="app module (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "7071")),
+        help="port on 127.0.0.1; 0 picks a free one (default: $PORT or 7071)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=ROOT / ".local",
+        help="Azurite data, the stored token and the running host's URL (default: .local/)",
+    )
+    parser.add_argument("--fire-timer", metavar="NAME", help="run this timer function once, exit")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    return parser.parse_args(argv)
+
+
+def _bearer_token(state: Path) -> tuple[str, bool]:
+    """The token, and whether this program chose it (then it is the operator's to copy)."""
+    from_env = os.environ.get(TOKEN_SETTING)
+    if from_env:
+        return from_env, False
+    path = state / "token"
+    if path.exists() and path.read_text(encoding="utf-8").strip():
+        return path.read_text(encoding="utf-8").strip(), True
+    token = secrets.token_urlsafe(32)
+    state.mkdir(parents=True, exist_ok=True)
+    # Owner-only from the first byte: the token is a credential.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(token + "\n")
+    return token, True
+
+
+def _fire_on_running_host(state: Path, name: str) -> int | None:
+    """Exit code after the running host ran the timer; ``None`` when no host is running."""
+    url_file = state / "devhost.url"
+    if not url_file.exists():
+        return None
+    url = f"{url_file.read_text(encoding='utf-8').strip()}/admin/functions/{name}"
+    request = urllib.request.Request(url, data=b'{"input": ""}', method="POST")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            print(f"{name} ran on the running host ({response.status})", flush=True)
+            return 0
+    except urllib.error.HTTPError as exc:
+        problem = "is not a timer function" if exc.code == 404 else "failed: see the host's log"
+        print(f"{name} {problem}", file=sys.stderr, flush=True)
+        return 1
+    except OSError:
+        return None  # a stale file from a host that did not stop cleanly: run it here instead
+
+
+def _fire_here(module: str, name: str, env: dict[str, str]) -> int:
+    with applied_env(env):
+        functions = FunctionHost(module)
+        try:
+            functions.fire_timer(name)
+        except DevHostError as exc:
+            print(exc, file=sys.stderr, flush=True)
+            return 2
+        except Exception:
+            return 1  # the traceback is already logged with the invocation id
+        finally:
+            functions.close()
+    return 0
+
+
+def _wait_for_stop_signal() -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stop.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Azure Functions entry point (Python v2 programming model).
+
+Decorated functions only: each adapts ``func.HttpRequest`` to a plain
+:class:`scim_core.ScimRequest`, hands it to the SCIM service and renders the response. No SCIM
+logic lives here. Routes sit below ``/scim/v2`` (host.json sets ``routePrefix`` to ""), so the
+Entra Tenant URL is ``https://<app>/scim/v2``. Functions auth level is anonymous: the service
+authenticates every request itself (bearer token or JWT).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import azure.functions as func
+
+from scim_core.http import ScimRequest, ScimResponse
+from scim_core.service import ScimService
+from scim_core.settings import Settings
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+log = logging.getLogger("scim")
+
+BASE = "scim/v2"
+#: Every route takes every method, so a wrong method gets a SCIM 405 from the service rather
+#: than the Functions host's bare 404/405.
+ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_service: ScimService | None = None
+
+
+def service() -> ScimService:
+    """The process-wide service, built on first use from the app settings."""
+    global _service
+    if _service is None:
+        from scim_core.wiring import build_service
+
+        _service = build_service(Settings.from_env(os.environ))
+    return _service
+
+
+def to_scim_request(req: func.HttpRequest) -> ScimRequest:
+    url = req.url.split("?", 1)[0]
+    marker = "/" + BASE
+    at = url.lower().find(marker)
+    base_url, path = (url[: at + len(marker)], url[at + len(marker):]) if at >= 0 else (url, "/")
+    return ScimRequest(
+        method=req.method.upper(),
+        path=path or "/",
+        base_url=base_url,
+        query=dict(req.params),
+        headers={k.lower(): v for k, v in req.headers.items()},
+        body=req.get_body() or b"",
+    )
+
+
+def serve(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """The one error translator: SCIM errors are rendered by the service; anything else is a
+    bug, logged with the invocation id and answered with a generic 500 without internals."""
+    try:
+        resp = service().handle(to_scim_request(req))
+    except Exception:
+        log.exception("unhandled error in invocation %s", context.invocation_id)
+        resp = ScimResponse(500, b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],'
+                                 b'"status":"500","detail":"internal error; see the app log for '
+                                 b'invocation ' + context.invocation_id.encode() + b'"}',
+                            {"Content-Type": "application/scim+json"})
+    return func.HttpResponse(body=resp.body, status_code=resp.status, headers=resp.headers)
+
+
+@app.route(route=f"{BASE}/Users", methods=ALL)
+def users(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/Users/.search", methods=ALL)
+def users_search(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/Users/{{id}}", methods=ALL)
+def user(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/Groups", methods=ALL)
+def groups(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/Groups/.search", methods=ALL)
+def groups_search(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/Groups/{{id}}", methods=ALL)
+def group(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/.search", methods=ALL)
+def search(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/Bulk", methods=ALL)
+def bulk(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/ServiceProviderConfig", methods=ALL)
+def service_provider_config(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/Schemas", methods=ALL)
+def schemas(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/Schemas/{{id}}", methods=ALL)
+def schema(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/ResourceTypes", methods=ALL)
+def resource_types(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/ResourceTypes/{{id}}", methods=ALL)
+def resource_type(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)
+
+
+@app.route(route=f"{BASE}/Me", methods=ALL)
+def me(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return serve(req, context)

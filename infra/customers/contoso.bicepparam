@@ -1,0 +1,22 @@
+// Example customer. Copy to infra/customers/<customer>.bicepparam and adjust; then
+//   python -m infra.deploy deploy <customer> --location <region> --tenant-id <customer tenant guid>
+// The tenant id and the deployer's object id are passed by the deploy tool; only per-customer
+// choices live here. Every parameter of main.bicep not set here keeps its default.
+using '../main.bicep'
+
+param customerName = 'contoso'
+
+// Scale: Entra provisions at a modest rate; 2 GB instances and a small ceiling are plenty.
+param instanceMemoryMB = 2048
+param maximumInstanceCount = 40
+// 1 always-ready instance removes cold starts from Entra's Test Connection and provisioning cycles
+// (billed around the clock); 0 scales to zero.
+param alwaysReadyHttpInstances = 0
+
+param storageSkuName = 'Standard_LRS'
+param logRetentionInDays = 30
+
+// Graph enrichment: every 15 minutes, match on externalId (= Entra objectId mapping, see docs/entra-setup.md).
+param syncSchedule = '0 */15 * * * *'
+param graphJoin = 'externalId'
+param graphDeprovision = 'flag'

@@ -1,0 +1,209 @@
+// One isolated SCIM 2.0 endpoint for one customer tenant: Flex Consumption Function App over Table
+// Storage, with its own identity, Key Vault, storage account and telemetry. Deploy into an empty
+// resource group per customer (python -m infra.deploy deploy <customer> ...; see docs/deploy.md).
+//
+// Graph permissions for the identity are a separate template (graph-permissions.bicep) because
+// granting them needs a privileged Entra administrator, not an Azure subscription role.
+
+targetScope = 'resourceGroup'
+
+@description('Short customer name: lowercase letters, digits and hyphens. Used in every resource name.')
+@minLength(2)
+@maxLength(20)
+param customerName string
+
+@description('Azure region (Flex Consumption must be available there: az functionapp list-flexconsumption-locations).')
+param location string = resourceGroup().location
+
+@description('Entra tenant whose users and groups the instance receives (the customer\'s tenant). It must be the tenant of this subscription for the managed identity to read Graph.')
+param entraTenantId string = tenant().tenantId
+
+@description('Object id of the person or pipeline that runs the deploy tool; it gets Key Vault Secrets Officer to write the token. Empty: grant that role yourself.')
+param deployerPrincipalId string = ''
+
+@description('Principal type of deployerPrincipalId.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param deployerPrincipalType string = 'User'
+
+@description('Memory of each Function App instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Upper bound of Function App instances. Entra provisions at a modest rate and the store is one Table partition per resource type (~2,000 writes/s), so more instances do not buy throughput.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Always-ready instances for HTTP (0 = scale to zero; 1 removes cold starts for a monthly fee).')
+@minValue(0)
+@maxValue(20)
+param alwaysReadyHttpInstances int = 0
+
+@description('Spread Function App instances over availability zones (Flex then keeps two always-ready instances, billed continuously).')
+param zoneRedundant bool = false
+
+@description('Storage replication. The store is a copy of what Entra provisions (a full cycle rebuilds it); choose GRS/GZRS for faster regional recovery.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSkuName string = 'Standard_LRS'
+
+@description('Days Log Analytics keeps the app\'s logs.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+@description('Also accept Entra\'s own provisioning token ("blank Secret Token" mode) from entraTenantId (SCIM_ENTRA_TENANT_ID).')
+param acceptEntraProvisioningToken bool = false
+
+@description('OAuth mode: issuer a bearer JWT must carry (SCIM_JWT_ISSUER). Empty: off.')
+param jwtIssuer string = ''
+
+@description('OAuth mode: audience a bearer JWT must carry (SCIM_JWT_AUDIENCE).')
+param jwtAudience string = ''
+
+@description('OAuth mode: JWKS URL of the accepted signing keys (SCIM_JWKS_URL).')
+param jwksUrl string = ''
+
+@description('NCRONTAB schedule (UTC) of the Graph delta sync timer (SYNC_SCHEDULE).')
+param syncSchedule string = '0 */15 * * * *'
+
+@description('Microsoft Graph base URL (GRAPH_BASE_URL); change for national clouds.')
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+@description('Extra Graph user properties to enrich with, comma-separated (GRAPH_SELECT). Empty: the app\'s default.')
+param graphSelect string = ''
+
+@description('How synced Graph users are matched to SCIM users (GRAPH_JOIN).')
+param graphJoin string = 'externalId'
+
+@description('What the sync does with users deleted in Entra (GRAPH_DEPROVISION).')
+param graphDeprovision string = 'flag'
+
+@description('Public URL for Graph change notifications (GRAPH_NOTIFICATION_URL). Empty: polling only.')
+param graphNotificationUrl string = ''
+
+@description('clientState shared with Graph change notifications (GRAPH_CLIENT_STATE).')
+@secure()
+param graphClientState string = ''
+
+// Names. Resource-group-scoped names are readable; globally unique ones get a stable suffix.
+var suffix = uniqueString(resourceGroup().id)
+var compactName = replace(customerName, '-', '')
+var tags = {
+  'scim-customer': customerName
+}
+var identityName = 'id-scim-${customerName}'
+var storageAccountName = 'st${take(compactName, 9)}${suffix}'
+var keyVaultName = 'kv-${take(compactName, 7)}-${suffix}'
+var functionAppName = 'func-scim-${customerName}-${suffix}'
+var planName = 'plan-scim-${customerName}'
+var logAnalyticsName = 'log-scim-${customerName}'
+var applicationInsightsName = 'appi-scim-${customerName}'
+var deploymentContainerName = 'app-package'
+var primarySecretName = 'scim-bearer-token'
+var secondarySecretName = 'scim-bearer-token-secondary'
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: identityName
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: storageAccountName
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    deploymentContainerName: deploymentContainerName
+    principalId: identity.outputs.principalId
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: logAnalyticsName
+    applicationInsightsName: applicationInsightsName
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+    principalId: identity.outputs.principalId
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: deployerPrincipalType
+    primarySecretName: primarySecretName
+    secondarySecretName: secondarySecretName
+  }
+}
+
+// Consumes outputs of every module above, so it deploys after their role assignments exist.
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    name: functionAppName
+    planName: planName
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    tableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    primarySecretUri: keyVault.outputs.primarySecretUri
+    secondarySecretUri: keyVault.outputs.secondarySecretUri
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    zoneRedundant: zoneRedundant
+    jwtIssuer: jwtIssuer
+    jwtAudience: jwtAudience
+    jwksUrl: jwksUrl
+    entraProvisioningTenantId: acceptEntraProvisioningToken ? entraTenantId : ''
+    syncSchedule: syncSchedule
+    graphBaseUrl: graphBaseUrl
+    graphTenantId: entraTenantId
+    graphSelect: graphSelect
+    graphJoin: graphJoin
+    graphDeprovision: graphDeprovision
+    graphNotificationUrl: graphNotificationUrl
+    graphClientState: graphClientState
+  }
+}
+
+@description('Paste into Entra: Provisioning > Admin Credentials > Tenant URL.')
+output scimTenantUrl string = 'https://${functionApp.outputs.defaultHostName}/scim/v2'
+output functionAppName string = functionApp.outputs.name
+output keyVaultName string = keyVault.outputs.name
+output secretName string = primarySecretName
+output secondarySecretName string = secondarySecretName
+output managedIdentityName string = identity.outputs.name
+output managedIdentityPrincipalId string = identity.outputs.principalId
+output storageAccountName string = storage.outputs.name
+output applicationInsightsName string = monitoring.outputs.applicationInsightsName

@@ -1,0 +1,267 @@
+// Flex Consumption (FC1) plan and the Function App that serves SCIM. Identity everywhere: host
+// storage, tables, Key Vault references and App Insights all use the user-assigned identity.
+
+@description('Function App name (globally unique host name).')
+param name string
+
+@description('Flex Consumption plan name.')
+param planName string
+
+@description('Azure region.')
+param location string
+
+@description('Tags for the resources.')
+param tags object
+
+@description('Resource id of the user-assigned managed identity.')
+param identityId string
+
+@description('Client id of the user-assigned managed identity.')
+param identityClientId string
+
+@description('Storage account for the host, the tables and the deployment package.')
+param storageAccountName string
+
+@description('Table endpoint, https://<account>.table.core.windows.net.')
+param tableEndpoint string
+
+@description('URL of the blob container that holds the deployment package.')
+param deploymentContainerUrl string
+
+@description('Application Insights connection string (not a secret: local auth is disabled).')
+param applicationInsightsConnectionString string
+
+@description('Versionless Key Vault URI of the primary bearer token secret.')
+param primarySecretUri string
+
+@description('Versionless Key Vault URI of the secondary bearer token secret.')
+param secondarySecretUri string
+
+@description('Memory of each instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int
+
+@description('Upper bound of instances the app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int
+
+@description('Spread instances over availability zones. Flex then keeps at least two always-ready instances (billed continuously).')
+param zoneRedundant bool
+
+@description('Always-ready instances for the http trigger group (0 = scale to zero, pay per use).')
+@minValue(0)
+param alwaysReadyHttpInstances int
+
+// --- values of the app's own settings (scim_core/settings.py) ---------------------------------
+param jwtIssuer string
+param jwtAudience string
+param jwksUrl string
+param entraProvisioningTenantId string
+param syncSchedule string
+param graphBaseUrl string
+param graphTenantId string
+param graphSelect string
+param graphJoin string
+param graphDeprovision string
+param graphNotificationUrl string
+@secure()
+param graphClientState string
+
+var alwaysReady = alwaysReadyHttpInstances > 0 ? [
+  {
+    name: 'http'
+    instanceCount: alwaysReadyHttpInstances
+  }
+] : []
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: Zone redundancy makes Flex keep two always-ready instances billed around the clock; it is the zoneRedundant parameter (default off). Entra retries failed provisioning requests, so a zonal outage delays provisioning rather than losing changes.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+    zoneRedundant: zoneRedundant
+  }
+}
+
+// App settings: exactly the settings scim_core/settings.py reads (Settings.setting_names()) plus the Functions
+// platform's own; tests/infra/test_app_settings.py keeps the three lists in step.
+// Left out on purpose, because Azure authenticates with the managed identity instead:
+//   TABLES_CONNECTION_STRING  - Azurite / local development only (shared keys are disabled here).
+//   GRAPH_CLIENT_ID           - client-credentials Graph auth for running the sync outside Azure;
+//   GRAPH_CLIENT_SECRET         in Azure the sync uses the identity in AZURE_CLIENT_ID.
+// Not set either: FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION (Flex Consumption rejects
+// them; functionAppConfig.runtime replaces them).
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_17: Entra's provisioning service cannot present client certificates.
+  // checkov:skip=CKV_AZURE_222: Entra's provisioning service calls the SCIM endpoint over the internet; requests are authenticated by the app (bearer token).
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales on demand; always-ready instances are billed around the clock, so they are a parameter (alwaysReadyHttpInstances) defaulting to 0.
+  // checkov:skip=CKV_AZURE_213: Flex Consumption does not support the App Service health check feature; the platform replaces unhealthy instances.
+  name: name
+  location: location
+  // azd finds the app to deploy `api` into by this tag (azure.yaml).
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [
+        // --- Functions platform ---
+        {
+          name: 'AzureWebJobsStorage__accountName'
+          value: storageAccountName
+        }
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'AzureWebJobsStorage__clientId'
+          value: identityClientId
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: applicationInsightsConnectionString
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'ClientId=${identityClientId};Authorization=AAD'
+        }
+        // --- authentication ---
+        {
+          name: 'SCIM_BEARER_TOKEN'
+          value: '@Microsoft.KeyVault(SecretUri=${primarySecretUri})'
+        }
+        {
+          name: 'SCIM_BEARER_TOKEN_SECONDARY'
+          value: '@Microsoft.KeyVault(SecretUri=${secondarySecretUri})'
+        }
+        {
+          name: 'SCIM_JWT_ISSUER'
+          value: jwtIssuer
+        }
+        {
+          name: 'SCIM_JWT_AUDIENCE'
+          value: jwtAudience
+        }
+        {
+          name: 'SCIM_JWKS_URL'
+          value: jwksUrl
+        }
+        {
+          name: 'SCIM_ENTRA_TENANT_ID'
+          value: entraProvisioningTenantId
+        }
+        // --- storage ---
+        {
+          name: 'TABLES_ENDPOINT'
+          value: tableEndpoint
+        }
+        {
+          name: 'AZURE_CLIENT_ID'
+          value: identityClientId
+        }
+        // --- Graph enrichment ---
+        {
+          name: 'SYNC_SCHEDULE'
+          value: syncSchedule
+        }
+        {
+          name: 'GRAPH_BASE_URL'
+          value: graphBaseUrl
+        }
+        {
+          name: 'GRAPH_TENANT_ID'
+          value: graphTenantId
+        }
+        {
+          name: 'GRAPH_SELECT'
+          value: graphSelect
+        }
+        {
+          name: 'GRAPH_JOIN'
+          value: graphJoin
+        }
+        {
+          name: 'GRAPH_DEPROVISION'
+          value: graphDeprovision
+        }
+        {
+          name: 'GRAPH_NOTIFICATION_URL'
+          value: graphNotificationUrl
+        }
+        {
+          name: 'GRAPH_CLIENT_STATE'
+          value: graphClientState
+        }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+        alwaysReady: alwaysReady
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// Basic (user name + password) publishing is off: deployments authenticate with Entra ID.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

@@ -1,0 +1,251 @@
+"""An in-process :class:`~scim_core.store.Store` for unit tests and CPU benchmarks.
+
+It has the same semantics as :class:`scim_core.table.TableStore` — the contract suite
+(``tests/store/test_contract.py``) runs against both — but no I/O: every operation is a few dict
+look-ups under one lock. Documents are kept as JSON text, so a caller mutating a returned document
+never changes the stored one (as with real storage) and the size limit is measured the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
+from scim_core.store import NON_UNIQUE_INDEXES, UNIQUE_INDEXES, Member, MemberChange, Stored
+
+#: Largest document (compact UTF-8 JSON) either store accepts. Kept equal to
+#: ``scim_core.table.MAX_DOCUMENT_BYTES``: the 1 MiB Table entity limit minus room for keys and
+#: property overhead. The contract suite checks both stores draw the line in the same place.
+MAX_DOCUMENT_BYTES = 1_000_000
+
+_NO_CHANGE = MemberChange()
+
+
+@dataclass
+class _Row:
+    json: str
+    etag: str
+    keys: dict[str, str]
+
+
+class MemoryStore:
+    """Thread-safe in-memory store; one lock serialises every operation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions = itertools.count(1)
+        self._rows: dict[tuple[str, str], _Row] = {}
+        self._unique: dict[tuple[str, str, str], str] = {}  # (rtype, index, value) -> id
+        self._non_unique: dict[tuple[str, str, str], set[str]] = {}
+        self._members: dict[str, dict[str, Member]] = {}  # group id -> member id -> Member
+        self._groups_of: dict[str, set[str]] = {}  # member id -> group ids (the reverse rows)
+        self._state: dict[str, tuple[str, str]] = {}  # name -> (json, etag)
+
+    # --- resources ----------------------------------------------------------------------------
+    def create(
+        self,
+        rtype: str,
+        doc: dict[str, Any],
+        keys: Mapping[str, str | None],
+        members: Sequence[Member] = (),
+    ) -> Stored:
+        id_, text, clean = str(doc["id"]), _dump(doc), _clean_keys(rtype, keys)
+        if members and rtype != "Group":
+            raise ValueError("only groups have members")
+        with self._lock:
+            if (rtype, id_) in self._rows:
+                raise Conflict(f"a {rtype} with this id already exists")
+            self._check_unique(rtype, id_, clean)
+            row = _Row(text, self._etag(), clean)
+            self._rows[rtype, id_] = row
+            self._add_index(rtype, id_, clean)
+            for member in members:
+                self._add_member(id_, member)
+            return _stored(id_, row)
+
+    def get(self, rtype: str, id: str) -> Stored:
+        with self._lock:
+            return _stored(id, self._row(rtype, id))
+
+    def replace(
+        self,
+        rtype: str,
+        doc: dict[str, Any],
+        keys: Mapping[str, str | None],
+        etag: str,
+        members: MemberChange = _NO_CHANGE,
+    ) -> Stored:
+        id_, text, clean = str(doc["id"]), _dump(doc), _clean_keys(rtype, keys)
+        if not members.empty and rtype != "Group":
+            raise ValueError("only groups have members")
+        with self._lock:
+            old = self._row(rtype, id_)
+            if old.etag != etag:
+                raise PreconditionFailed(f"{rtype} {id_} was modified since it was read")
+            self._check_unique(rtype, id_, clean)
+            self._drop_index(rtype, id_, old.keys)
+            row = _Row(text, self._etag(), clean)
+            self._rows[rtype, id_] = row
+            self._add_index(rtype, id_, clean)
+            if members.replace_all is not None:
+                for member_id in list(self._members.get(id_, {})):
+                    self._remove_member(id_, member_id)
+                add: Sequence[Member] = members.replace_all
+                remove: Sequence[str] = ()
+            else:
+                add, remove = members.add, members.remove
+            # Same order as TableStore: an id both added and removed ends up removed.
+            for member in add:
+                self._add_member(id_, member)
+            for member_id in remove:
+                self._remove_member(id_, member_id)
+            return _stored(id_, row)
+
+    def delete(self, rtype: str, id: str, etag: str | None = None) -> None:
+        with self._lock:
+            row = self._row(rtype, id)
+            if etag is not None and row.etag != etag:
+                raise PreconditionFailed(f"{rtype} {id} was modified since it was read")
+            del self._rows[rtype, id]
+            self._drop_index(rtype, id, row.keys)
+            for member_id in list(self._members.get(id, {})) if rtype == "Group" else ():
+                self._remove_member(id, member_id)
+            for group_id in list(self._groups_of.get(id, ())):
+                self._remove_member(group_id, id)
+
+    def lookup(self, rtype: str, index: str, value: str) -> list[str]:
+        with self._lock:
+            if index in UNIQUE_INDEXES[rtype]:
+                found = self._unique.get((rtype, index, value))
+                return [] if found is None else [found]
+            if index in NON_UNIQUE_INDEXES[rtype]:
+                return sorted(self._non_unique.get((rtype, index, value), ()))
+            raise ValueError(f"{rtype} has no index {index!r}")
+
+    def scan(self, rtype: str) -> Iterator[Stored]:
+        with self._lock:
+            snapshot = sorted((id_, row) for (t, id_), row in self._rows.items() if t == rtype)
+        return (_stored(id_, row) for id_, row in snapshot)
+
+    def bulk_load(
+        self, rtype: str, items: Iterable[tuple[dict[str, Any], Mapping[str, str | None]]]
+    ) -> int:
+        count = 0
+        for doc, keys in items:
+            self.create(rtype, doc, keys)
+            count += 1
+        return count
+
+    # --- membership ---------------------------------------------------------------------------
+    def list_members(self, group_id: str) -> list[Member]:
+        with self._lock:
+            return sorted(self._members.get(group_id, {}).values(), key=lambda m: m.value)
+
+    def has_member(self, group_id: str, member_id: str) -> bool:
+        with self._lock:
+            return member_id in self._members.get(group_id, {})
+
+    def groups_of(self, member_id: str) -> list[str]:
+        with self._lock:
+            return sorted(self._groups_of.get(member_id, ()))
+
+    # --- state --------------------------------------------------------------------------------
+    def get_state(self, name: str) -> tuple[dict[str, Any], str] | None:
+        with self._lock:
+            found = self._state.get(name)
+        if found is None:
+            return None
+        value: dict[str, Any] = json.loads(found[0])
+        return value, found[1]
+
+    def put_state(self, name: str, value: dict[str, Any], etag: str | None) -> str:
+        text = _dump(value)
+        with self._lock:
+            current = self._state.get(name)
+            if etag is None and current is not None:
+                raise Conflict(f"state {name!r} already exists")
+            if etag is not None:
+                if current is None:
+                    raise NotFound(f"state {name!r} not found")
+                if current[1] != etag:
+                    raise PreconditionFailed(f"state {name!r} was modified since it was read")
+            new_etag = self._etag()
+            self._state[name] = (text, new_etag)
+            return new_etag
+
+    # --- internals (called with the lock held) -----------------------------------------------
+    def _etag(self) -> str:
+        return f'W/"{next(self._versions)}"'
+
+    def _row(self, rtype: str, id_: str) -> _Row:
+        row = self._rows.get((rtype, id_))
+        if row is None:
+            raise NotFound(f"{rtype} {id_} not found")
+        return row
+
+    def _check_unique(self, rtype: str, id_: str, keys: Mapping[str, str]) -> None:
+        for index in UNIQUE_INDEXES[rtype]:
+            owner = self._unique.get((rtype, index, keys[index])) if index in keys else None
+            if owner is not None and owner != id_:
+                raise Conflict(f"a {rtype} with this {index} already exists")
+
+    def _add_index(self, rtype: str, id_: str, keys: Mapping[str, str]) -> None:
+        for index, value in keys.items():
+            if index in UNIQUE_INDEXES[rtype]:
+                self._unique[rtype, index, value] = id_
+            else:
+                self._non_unique.setdefault((rtype, index, value), set()).add(id_)
+
+    def _drop_index(self, rtype: str, id_: str, keys: Mapping[str, str]) -> None:
+        for index, value in keys.items():
+            if index in UNIQUE_INDEXES[rtype]:
+                del self._unique[rtype, index, value]
+            else:
+                ids = self._non_unique[rtype, index, value]
+                ids.discard(id_)
+                if not ids:
+                    del self._non_unique[rtype, index, value]
+
+    def _add_member(self, group_id: str, member: Member) -> None:
+        self._members.setdefault(group_id, {})[member.value] = member
+        self._groups_of.setdefault(member.value, set()).add(group_id)
+
+    def _remove_member(self, group_id: str, member_id: str) -> None:
+        members = self._members.get(group_id, {})
+        if members.pop(member_id, None) is None:
+            return  # removing a non-member is not an error (MemberChange contract)
+        groups = self._groups_of[member_id]
+        groups.discard(group_id)
+        if not groups:
+            del self._groups_of[member_id]
+        if not members:
+            del self._members[group_id]
+
+
+def _dump(value: Mapping[str, Any]) -> str:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise PayloadTooLarge(
+            f"the resource is {size} bytes; the store holds at most {MAX_DOCUMENT_BYTES}"
+        )
+    return text
+
+
+def _clean_keys(rtype: str, keys: Mapping[str, str | None]) -> dict[str, str]:
+    """Validate index names and drop absent (None) values."""
+    if rtype not in UNIQUE_INDEXES:
+        raise ValueError(f"unknown resource type {rtype!r}")
+    unknown = set(keys) - {*UNIQUE_INDEXES[rtype], *NON_UNIQUE_INDEXES[rtype]}
+    if unknown:
+        raise ValueError(f"{rtype} has no index {sorted(unknown)}")
+    return {index: value for index, value in keys.items() if value is not None}
+
+
+def _stored(id_: str, row: _Row) -> Stored:
+    return Stored(id=id_, doc=json.loads(row.json), etag=row.etag, keys=dict(row.keys))

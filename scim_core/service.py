@@ -1,0 +1,340 @@
+"""The SCIM service: one method per route, from a plain :class:`ScimRequest` to a
+:class:`ScimResponse`. Knows nothing of Azure Functions (``function_app`` adapts) nor of Table
+Storage (the :class:`~scim_core.store.Store` seam).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from scim_core import discovery
+from scim_core.auth import Authenticator
+from scim_core.errors import (
+    BadRequest,
+    InvalidFilter,
+    InvalidSyntax,
+    InvalidValue,
+    MethodNotAllowed,
+    NotFound,
+    NotImplemented_,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ScimError,
+    UnsupportedMediaType,
+)
+from scim_core.filter import parse_filter
+from scim_core.http import SCIM_CONTENT_TYPE, ScimRequest, ScimResponse
+from scim_core.messages import DEFAULT_COUNT, Query, list_response
+from scim_core.patch import apply_patch
+from scim_core.query import find
+from scim_core.resource import Projection, etag_matches, read_input, version_of
+from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType, default_resource_types
+from scim_core.sorting import sort_resources
+from scim_core.store import Member, MemberChange, Store, Stored
+
+#: Largest request body accepted (announced as bulk ``maxPayloadSize``). A stored document is
+#: bounded by the 1 MiB Table entity limit anyway.
+MAX_BODY = 1_048_576
+_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+_JSON_TYPES = ("application/scim+json", "application/json")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def is_valid_id(value: str) -> bool:
+    """Ids this service issues are UUIDs; anything with characters a Table key forbids can
+    never name a resource, so it is a 404 without a storage round trip."""
+    return bool(_ID.match(value))
+
+
+def parse_json(req: ScimRequest) -> Any:
+    """The request body as JSON, or a SCIM 4xx (RFC 7644 §3.12)."""
+    ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype and ctype not in _JSON_TYPES and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type must be {SCIM_CONTENT_TYPE}, got {ctype!r}")
+    if len(req.body) > MAX_BODY:
+        raise PayloadTooLarge(f"request body exceeds {MAX_BODY} bytes")
+    if not req.body.strip():
+        raise InvalidSyntax("the request body is empty")
+    try:
+        return json.loads(req.body)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> ScimResponse:
+    out = {"Content-Type": SCIM_CONTENT_TYPE, **(headers or {})}
+    return ScimResponse(status, json.dumps(body, ensure_ascii=False).encode(), out)
+
+
+def error_response(err: ScimError) -> ScimResponse:
+    return json_response(err.status, err.to_body(), err.headers())
+
+
+def _query(params: dict[str, Any]) -> Query:
+    try:
+        return Query.model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"invalid query parameter {where!r}: {first['msg']}",
+                         scim_type="invalidValue") from None
+
+
+class ScimService:
+    """SCIM 2.0 over a :class:`Store`. ``handle`` routes any request below the SCIM base."""
+
+    def __init__(self, store: Store, authenticator: Authenticator | None,
+                 types: dict[str, ResourceType] | None = None,
+                 clock: Callable[[], str] = _now):
+        self.store = store
+        self.auth = authenticator
+        self.types = types or default_resource_types()
+        self.clock = clock
+
+    # --- entry point ----------------------------------------------------------------------------
+    def handle(self, req: ScimRequest) -> ScimResponse:
+        try:
+            if self.auth is not None:
+                self.auth.authenticate(req.headers.get("authorization"))
+            return self.dispatch(req)
+        except ScimError as err:
+            return error_response(err)
+
+    def dispatch(self, req: ScimRequest) -> ScimResponse:
+        parts = [p for p in req.path.split("/") if p]
+        if not parts:
+            raise NotFound("no SCIM resource at the base URL")
+        head, rest = parts[0].lower(), parts[1:]
+        if head in ("users", "groups") and len(rest) <= 1:
+            rtype = self.types["User" if head == "users" else "Group"]
+            if rest and rest[0].lower() == ".search":
+                return self.search(req, [rtype])
+            return self.resource(req, rtype, rest[0]) if rest else self.collection(req, rtype)
+        if head == ".search" and not rest:
+            return self.search(req, list(self.types.values()))
+        if head == "bulk" and not rest:
+            from scim_core.bulk import run_bulk  # only Bulk requests pay for it
+
+            self._allow(req, "POST")
+            return run_bulk(self, req)
+        if head == "me":
+            raise NotImplemented_("/Me is not supported: requests are made by a provisioning "
+                                  "client, not on behalf of a user (RFC 7644 §3.11)")
+        if head in ("serviceproviderconfig", "schemas", "resourcetypes"):
+            self._allow(req, "GET")
+            return json_response(200, discovery.serve(self.types, head, rest, req.base_url))
+        raise NotFound(f"no SCIM endpoint at {req.path!r}")
+
+    @staticmethod
+    def _allow(req: ScimRequest, *methods: str) -> None:
+        if req.method not in methods:
+            raise MethodNotAllowed(f"{req.method} is not allowed here; use {', '.join(methods)}")
+
+    # --- collections ------------------------------------------------------------------------------
+    def collection(self, req: ScimRequest, rtype: ResourceType) -> ScimResponse:
+        self._allow(req, "GET", "POST")
+        if req.method == "POST":
+            return self.create(req, rtype)
+        query = _query(dict(req.query))
+        return json_response(200, self.list(rtype, query, req.base_url))
+
+    def search(self, req: ScimRequest, rtypes: list[ResourceType]) -> ScimResponse:
+        self._allow(req, "POST")
+        body = parse_json(req)
+        if not isinstance(body, dict):
+            raise InvalidSyntax("a SearchRequest must be a JSON object")
+        query = _query(body)
+        if len(rtypes) == 1:
+            return json_response(200, self.list(rtypes[0], query, req.base_url))
+        # Root search (RFC 7644 §3.4.3): every resource type, the filter applied to each.
+        found: list[tuple[ResourceType, Stored]] = []
+        flt = self._parse_filter(query.filter)
+        for rtype in rtypes:
+            found += [(rtype, s) for s in find(self.store, rtype, flt)]
+        return json_response(200, self._page(found, query, req.base_url))
+
+    def list(self, rtype: ResourceType, query: Query, base_url: str) -> dict[str, Any]:
+        flt = self._parse_filter(query.filter)
+        found = [(rtype, s) for s in find(self.store, rtype, flt)]
+        return self._page(found, query, base_url)
+
+    @staticmethod
+    def _parse_filter(text: str | None) -> Any:
+        if text is None or not text.strip():
+            return None
+        return parse_filter(text)
+
+    def _page(self, found: list[tuple[ResourceType, Stored]], query: Query,
+              base_url: str) -> dict[str, Any]:
+        if query.sort_by:
+            found = sort_resources(found, query.sort_by, query.sort_order == "descending")
+        count = DEFAULT_COUNT if query.count is None else query.count
+        page = found[query.start_index - 1: query.start_index - 1 + count]
+        rendered = [self.render(rt, s, base_url, Projection(rt, query.attributes,
+                                                             query.excluded_attributes))
+                    for rt, s in page]
+        return list_response(rendered, len(found), query.start_index)
+
+    # --- single resources ---------------------------------------------------------------------------
+    def resource(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
+        self._allow(req, "GET", "PUT", "PATCH", "DELETE")
+        if not is_valid_id(rid):
+            raise NotFound(f"{rtype.name} {rid!r} not found")
+        if req.method == "DELETE":
+            return self.delete(req, rtype, rid)
+        if req.method == "GET":
+            query = _query(dict(req.query))
+            stored = self._get(rtype, rid)
+            version = version_of(stored.etag)
+            inm = req.headers.get("if-none-match")
+            if inm and etag_matches(inm, version):
+                return ScimResponse(304, b"", {"ETag": version})
+            projection = Projection(rtype, query.attributes, query.excluded_attributes)
+            body = self.render(rtype, stored, req.base_url, projection)
+            return json_response(200, body, {"ETag": version})
+        if req.method == "PUT":
+            return self.replace(req, rtype, rid)
+        return self.patch(req, rtype, rid)
+
+    def _get(self, rtype: ResourceType, rid: str) -> Stored:
+        try:
+            return self.store.get(rtype.name, rid)
+        except NotFound:
+            raise NotFound(f"{rtype.name} {rid!r} not found") from None
+
+    @staticmethod
+    def _check_if_match(req: ScimRequest, stored: Stored) -> None:
+        header = req.headers.get("if-match")
+        if header and not etag_matches(header, version_of(stored.etag)):
+            raise PreconditionFailed(f"If-Match {header} does not match the current version "
+                                     f"{version_of(stored.etag)}")
+
+    def keys(self, rtype: ResourceType, doc: dict[str, Any]) -> dict[str, str | None]:
+        """Index keys of a document; unique names are case-insensitive (casefolded)."""
+        unique = "userName" if rtype.name == "User" else "displayName"
+        value = doc.get(unique)
+        ext = doc.get("externalId")
+        return {unique: value.casefold() if isinstance(value, str) else None,
+                "externalId": ext if isinstance(ext, str) else None}
+
+    def _check_members(self, members: list[Member] | tuple[Member, ...] | Any) -> None:
+        for m in members:
+            if not is_valid_id(m.value):
+                raise InvalidValue(f"member {m.value!r} does not name a resource of this service")
+
+    def create(self, req: ScimRequest, rtype: ResourceType) -> ScimResponse:
+        doc, members = read_input(rtype, parse_json(req))
+        if members:
+            self._check_members(members)
+        now = self.clock()
+        doc["id"] = str(uuid.uuid4())
+        doc["meta"] = {"resourceType": rtype.name, "created": now, "lastModified": now}
+        stored = self.store.create(rtype.name, doc, self.keys(rtype, doc), members or ())
+        body = self.render(rtype, stored, req.base_url, Projection(rtype), members=members or [])
+        return json_response(201, body, {"ETag": version_of(stored.etag),
+                                         "Location": body["meta"]["location"]})
+
+    def replace(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
+        body = parse_json(req)
+        doc, members = read_input(rtype, body)
+        stored = self._get(rtype, rid)
+        self._check_if_match(req, stored)
+        doc["id"] = rid
+        doc["meta"] = {**stored.doc.get("meta", {}), "lastModified": self.clock()}
+        change = MemberChange()
+        if members is not None:
+            self._check_members(members)
+            change = MemberChange(replace_all=members)
+        # RFC 7644 §3.5.1: PUT leaves out what the client omits. Membership is the exception:
+        # a PUT without "members" keeps them, so a client that never reads members back (Entra)
+        # cannot wipe a 100k-member group by accident.
+        new = self.store.replace(rtype.name, doc, self.keys(rtype, doc), stored.etag, change)
+        out = self.render(rtype, new, req.base_url, Projection(rtype))
+        return json_response(200, out, {"ETag": version_of(new.etag)})
+
+    def patch(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
+        body = parse_json(req)
+        query = _query(dict(req.query))
+        stored = self._get(rtype, rid)
+        self._check_if_match(req, stored)
+        result = apply_patch(rtype, stored.doc, body)
+        new = stored
+        if result.changed:
+            doc = result.doc
+            if rtype.name == "User" and not doc.get("userName"):
+                raise InvalidValue("'userName' is required and cannot be removed")
+            if rtype.name == "Group" and not doc.get("displayName"):
+                raise InvalidValue("'displayName' is required and cannot be removed")
+            for m in (*result.members.add, *(result.members.replace_all or ())):
+                self._check_members([m])
+            doc["id"] = rid
+            doc["meta"] = {**stored.doc.get("meta", {}), "lastModified": self.clock()}
+            new = self.store.replace(rtype.name, doc, self.keys(rtype, doc), stored.etag,
+                                     result.members)
+        headers = {"ETag": version_of(new.etag)}
+        if rtype.name == "Group" and not (query.attributes or query.excluded_attributes):
+            # Entra expects 204 for group PATCH; rendering a 100k-member group would be waste
+            # (RFC 7644 §3.5.2 allows 204).
+            return ScimResponse(204, b"", headers)
+        projection = Projection(rtype, query.attributes, query.excluded_attributes)
+        return json_response(200, self.render(rtype, new, req.base_url, projection), headers)
+
+    def delete(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
+        etag = None
+        if req.headers.get("if-match"):
+            stored = self._get(rtype, rid)
+            self._check_if_match(req, stored)
+            etag = stored.etag
+        try:
+            self.store.delete(rtype.name, rid, etag)
+        except NotFound:
+            raise NotFound(f"{rtype.name} {rid!r} not found") from None
+        return ScimResponse(204, b"", {})
+
+    # --- rendering ----------------------------------------------------------------------------------
+    def render(self, rtype: ResourceType, stored: Stored, base_url: str, projection: Projection,
+               members: list[Member] | None = None) -> dict[str, Any]:
+        """The wire form of a stored resource, projected. Reads members / groups only when the
+        projection returns them (``excludedAttributes=members`` never reads member rows)."""
+        doc = stored.doc
+        out: dict[str, Any] = {"schemas": [rtype.core.id]}
+        out["schemas"] += [s.id for s, _ in rtype.extensions if s.id in doc]
+        out.update(doc)
+        endpoint = rtype.endpoint
+        out["meta"] = {**doc.get("meta", {}), "resourceType": rtype.name,
+                       "location": f"{base_url}{endpoint}/{stored.id}",
+                       "version": version_of(stored.etag)}
+        manager = doc.get(ENTERPRISE_USER_SCHEMA, {}).get("manager")
+        if isinstance(manager, dict) and manager.get("value"):
+            out[ENTERPRISE_USER_SCHEMA] = {
+                **doc[ENTERPRISE_USER_SCHEMA],
+                "manager": {**manager, "$ref": f"{base_url}/Users/{manager['value']}"}}
+        if rtype.name == "Group" and projection.wants_members():
+            if members is None:
+                members = self.store.list_members(stored.id)
+            out["members"] = [self._member(m, base_url) for m in members]
+        if rtype.name == "User" and projection.wants_groups():
+            out["groups"] = [{"value": g, "$ref": f"{base_url}/Groups/{g}", "type": "direct"}
+                             for g in self.store.groups_of(stored.id)]
+        return projection.apply(out)
+
+    @staticmethod
+    def _member(m: Member, base_url: str) -> dict[str, Any]:
+        item: dict[str, Any] = {"value": m.value, "$ref": f"{base_url}/{m.type}s/{m.value}",
+                                "type": m.type}
+        if m.display:
+            item["display"] = m.display
+        return item
+
+
+__all__ = ["ScimService", "error_response", "json_response", "parse_json", "InvalidFilter"]

@@ -1,0 +1,556 @@
+"""The Azure Table Storage :class:`~scim_core.store.Store` (Azurite locally).
+
+The only module of scim_core that imports ``azure.*``; every Azure error is translated here.
+
+Layout (DESIGN.md "Storage design"): one partition per resource type, so that one entity-group
+transaction (EGT) writes a resource together with its index and membership rows, atomically.
+
+    table users,  PK "User":   id|<id>                     the document
+                               userName|<value>            unique index -> id
+                               externalId|<value>|<id>     non-unique index (RowKey range query)
+    table groups, PK "Group":  id|<id>, displayName|<value>, externalId|<value>|<id>
+                               m|<groupId>|<memberId>      membership (type, display)
+                               r|<memberId>|<groupId>      its reverse, for groups_of and deletes
+    table state,  PK "state":  <name>                      a JSON value (sync checkpoints)
+
+Every ``<...>`` goes through :func:`encode_key`: keys may not contain ``/ \\ # ?`` or control
+characters, and Entra guest UPNs contain ``#EXT#``. Documents share the ``id|`` prefix, so
+``scan`` is a RowKey range that never reads index or membership rows. A document is stored as
+compact UTF-8 JSON split over *binary* properties ``d0, d1, ...``: string properties count UTF-16
+(two bytes a character), which would halve the largest document the 1 MiB entity limit allows.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.pipeline import PipelineRequest
+from azure.data.tables import (
+    TableClient,
+    TableEntity,
+    TableServiceClient,
+    TableTransactionError,
+    UpdateMode,
+)
+
+from scim_core.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ScimError,
+    ServiceUnavailable,
+)
+from scim_core.store import NON_UNIQUE_INDEXES, UNIQUE_INDEXES, Member, MemberChange, Stored
+
+MAX_DOCUMENT_BYTES = 1_000_000  # == scim_core.memory.MAX_DOCUMENT_BYTES (contract-tested)
+MAX_ENTITY_BYTES = 1024 * 1024
+CHUNK_BYTES = 64_000  # a binary property holds at most 64 KiB
+MAX_STRING_CHARS = 32_000  # a string property holds at most 64 KiB of UTF-16
+MAX_BATCH_OPS = 100  # an EGT holds <= 100 operations; Azurite accepts more, Azure does not
+MAX_BATCH_BYTES = 3 * 1024 * 1024  # the EGT payload limit is 4 MiB; binary travels as base64
+MAX_KEY_CHARS = 700  # a RowKey is <= 1 KiB; longer values are keyed by their digest
+DEFAULT_RETRY_AFTER = 5
+_TABLES = {"User": "users", "Group": "groups"}
+_PARTITIONS = {"users": "User", "groups": "Group"}
+_IF_MATCH = MatchConditions.IfNotModified
+_NO_CHANGE = MemberChange()
+
+Doc = dict[str, Any]
+Keys = Mapping[str, str | None]
+Op = tuple[str, dict[str, Any], dict[str, Any]]  # (verb, entity, options) for submit_transaction
+Pair = tuple[Op, Op]  # a membership's forward and reverse row: always in the same EGT
+Results = list[Mapping[str, Any]]
+
+
+class RequestCounter:
+    """Counts HTTP requests sent to storage (tests and benchmarks assert on storage cost).
+
+    Installed as the client's ``raw_request_hook``: azure-core's CustomHookPolicy is in the policy
+    list a TableServiceClient hands to the TableClients it makes, whereas ``per_call_policies``
+    reach only the service client's own pipeline. It runs after the retry policy, so every
+    attempt counts.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __call__(self, request: PipelineRequest[Any]) -> None:
+        with self._lock:
+            self.count += 1
+
+
+def encode_key(value: str) -> str:
+    """A RowKey-safe encoding: unpadded base64url of the UTF-8 (so never ``|``), or ``~`` and the
+    SHA-256 when that would exceed MAX_KEY_CHARS (``~`` is not in the base64url alphabet)."""
+    raw = value.encode("utf-8", "surrogatepass")
+    encoded = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return encoded if len(encoded) <= MAX_KEY_CHARS else "~" + hashlib.sha256(raw).hexdigest()
+
+
+class TableStore:
+    """The Store over three tables of one storage account (layout in the module docstring)."""
+
+    def __init__(
+        self,
+        service: TableServiceClient,
+        *,
+        table_prefix: str = "",
+        counter: RequestCounter | None = None,
+    ) -> None:
+        """``counter`` counts only if ``service`` was built with ``raw_request_hook=counter``, as
+        :meth:`from_connection_string` and :meth:`from_endpoint` do."""
+        self.service = service
+        self.counter = counter or RequestCounter()
+        self.table_names = [table_prefix + name for name in ("users", "groups", "state")]
+        users, groups, state = (service.get_table_client(name) for name in self.table_names)
+        self._tables = {"users": users, "groups": groups, "state": state}
+        # Index keys of versions this process has read or written, by etag. A version's keys never
+        # change, so replace/delete of a version just read need not read it again.
+        self._known: OrderedDict[tuple[str, str, str], dict[str, str]] = OrderedDict()
+        self._known_lock = threading.Lock()
+
+    @classmethod
+    def from_connection_string(
+        cls, conn_str: str, *, table_prefix: str = "", **kwargs: Any
+    ) -> TableStore:
+        counter = RequestCounter()
+        service = TableServiceClient.from_connection_string(
+            conn_str, raw_request_hook=counter, **kwargs
+        )
+        return cls(service, table_prefix=table_prefix, counter=counter)
+
+    @classmethod
+    def from_endpoint(
+        cls, endpoint: str, credential: TokenCredential, *, table_prefix: str = "", **kwargs: Any
+    ) -> TableStore:
+        counter = RequestCounter()
+        service = TableServiceClient(
+            endpoint, credential=credential, raw_request_hook=counter, **kwargs
+        )
+        return cls(service, table_prefix=table_prefix, counter=counter)
+
+    @classmethod
+    def from_managed_identity(cls, endpoint: str, client_id: str | None = None) -> TableStore:
+        """Azure: the Function App's managed identity (user-assigned when ``client_id`` is set)."""
+        from azure.identity import ManagedIdentityCredential  # only Azure needs azure-identity
+
+        return cls.from_endpoint(endpoint, ManagedIdentityCredential(client_id=client_id))
+
+    @property
+    def request_count(self) -> int:
+        return self.counter.count
+
+    def create_tables(self) -> None:
+        for name in self.table_names:
+            with _translated(f"table {name}"):
+                self.service.create_table_if_not_exists(name)
+
+    def close(self) -> None:
+        self.service.close()
+
+    # --- resources ----------------------------------------------------------------------------
+    def create(self, rtype: str, doc: Doc, keys: Keys, members: Sequence[Member] = ()) -> Stored:
+        id_, clean = str(doc["id"]), _clean_keys(rtype, keys)
+        if members and rtype != "Group":
+            raise ValueError("only groups have members")
+        entity, data = _doc_entity(rtype, id_, doc, clean)
+        base: list[Op] = [("create", entity, {}), *_index_ops(rtype, id_, {}, clean)]
+        pairs = [_pair("upsert", id_, m) for m in {m.value: m for m in members}.values()]
+        results = self._write(_TABLES[rtype], base, pairs, f"{rtype} {id_}", conflict=rtype)
+        return self._remember(rtype, Stored(id_, json.loads(data), results[0]["etag"], clean))
+
+    def get(self, rtype: str, id: str) -> Stored:
+        with _translated(f"{rtype} {id}"):
+            entity = self._table(rtype).get_entity(rtype, _doc_rk(id))
+        return self._remember(rtype, _stored(entity))
+
+    def replace(
+        self, rtype: str, doc: Doc, keys: Keys, etag: str, members: MemberChange = _NO_CHANGE
+    ) -> Stored:
+        id_, clean = str(doc["id"]), _clean_keys(rtype, keys)
+        if not members.empty and rtype != "Group":
+            raise ValueError("only groups have members")
+        entity, data = _doc_entity(rtype, id_, doc, clean)
+        old_keys, _ = self._keys_at(rtype, id_, etag)
+        options = {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": _IF_MATCH}
+        base = [("update", entity, options), *_index_ops(rtype, id_, old_keys, clean)]
+        pairs = [] if members.empty else self._member_pairs(id_, members)
+        results = self._write(_TABLES[rtype], base, pairs, f"{rtype} {id_}", conflict=rtype)
+        return self._remember(rtype, Stored(id_, json.loads(data), results[0]["etag"], clean))
+
+    def delete(self, rtype: str, id: str, etag: str | None = None) -> None:
+        what = f"{rtype} {id}"
+        while True:
+            keys, current = self._keys_at(rtype, id, etag)
+            row = {"PartitionKey": rtype, "RowKey": _doc_rk(id)}
+            doc: Op = ("delete", row, {"etag": current, "match_condition": _IF_MATCH})
+            try:
+                # Conditional even when the caller's etag is None, so that a concurrent rename
+                # cannot leave its new index rows orphaned: retry with the fresh keys instead.
+                self._write(_TABLES[rtype], [doc, *_index_ops(rtype, id, keys, {})], [], what)
+                break
+            except PreconditionFailed:
+                if etag is not None:
+                    raise
+        # After the document: if this fails half-way, a retry of the delete gets NotFound, and
+        # rows naming a deleted member are harmless; the reverse order could lose memberships
+        # of a resource that still exists.
+        pairs = (
+            [_pair("delete", id, m.value) for m in self.list_members(id)]
+            if rtype == "Group"
+            else []
+        )
+        pairs += [_pair("delete", group_id, id) for group_id in self.groups_of(id)]
+        self._write("groups", [], pairs, f"memberships of {what}")
+
+    def lookup(self, rtype: str, index: str, value: str) -> list[str]:
+        table, what = self._table(rtype), f"{rtype} {index}"
+        if index in UNIQUE_INDEXES[rtype]:
+            try:
+                with _translated(what):
+                    row = table.get_entity(rtype, f"{index}|{encode_key(value)}", select=["id"])
+            except NotFound:
+                return []
+            return [row["id"]]
+        if index in NON_UNIQUE_INDEXES[rtype]:
+            with _translated(what):
+                return [
+                    r["id"] for r in _range(table, rtype, f"{index}|{encode_key(value)}|", ["id"])
+                ]
+        raise ValueError(f"{rtype} has no index {index!r}")
+
+    def scan(self, rtype: str) -> Iterator[Stored]:
+        with _translated(f"{rtype} scan"):
+            for entity in _range(self._table(rtype), rtype, "id|", None):
+                yield _stored(entity)
+
+    def bulk_load(self, rtype: str, items: Iterable[tuple[Doc, Keys]], *, workers: int = 4) -> int:
+        """Packs several resources into each EGT and keeps ``workers`` EGTs in flight."""
+        table, what, count = _TABLES[rtype], f"{rtype} bulk load", 0
+        pending: deque[Future[Results]] = deque()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for ops, resources in _load_batches(rtype, items):
+                if len(pending) >= 2 * workers:  # bounded: never hold all 100k resources
+                    pending.popleft().result()
+                pending.append(pool.submit(self._submit, table, ops, what, rtype))
+                count += resources
+            for future in pending:
+                future.result()
+        return count
+
+    # --- membership ---------------------------------------------------------------------------
+    def list_members(self, group_id: str) -> list[Member]:
+        with _translated(f"members of Group {group_id}"):
+            rows = _range(self._tables["groups"], "Group", f"m|{encode_key(group_id)}|", None)
+            return [Member(row["member"], row["type"], row.get("display")) for row in rows]
+
+    def has_member(self, group_id: str, member_id: str) -> bool:
+        return self._exists("groups", _member_rk(group_id, member_id))
+
+    def groups_of(self, member_id: str) -> list[str]:
+        with _translated(f"groups of {member_id}"):
+            prefix = f"r|{encode_key(member_id)}|"
+            return [
+                row["group"] for row in _range(self._tables["groups"], "Group", prefix, ["group"])
+            ]
+
+    # --- state --------------------------------------------------------------------------------
+    def get_state(self, name: str) -> tuple[dict[str, Any], str] | None:
+        try:
+            with _translated(f"state {name!r}"):
+                entity = self._tables["state"].get_entity("state", encode_key(name))
+        except NotFound:
+            return None
+        value: dict[str, Any] = json.loads(_unpack(entity))
+        return value, str(entity.metadata["etag"])
+
+    def put_state(self, name: str, value: dict[str, Any], etag: str | None) -> str:
+        entity = {
+            "PartitionKey": "state",
+            "RowKey": encode_key(name),
+            "name": name,
+            **_pack(value)[0],
+        }
+        state = self._tables["state"]
+        with _translated(f"state {name!r}"):
+            if etag is None:
+                meta = state.create_entity(entity)
+            else:
+                meta = state.update_entity(
+                    entity, UpdateMode.REPLACE, etag=etag, match_condition=_IF_MATCH
+                )
+        return str(meta["etag"])
+
+    # --- internals ----------------------------------------------------------------------------
+    def _table(self, rtype: str) -> TableClient:
+        if rtype not in _TABLES:
+            raise ValueError(f"unknown resource type {rtype!r}")
+        return self._tables[_TABLES[rtype]]
+
+    def _remember(self, rtype: str, stored: Stored) -> Stored:
+        with self._known_lock:
+            self._known[rtype, stored.id, stored.etag] = dict(stored.keys)
+            while len(self._known) > 10_000:
+                self._known.popitem(last=False)
+        return stored
+
+    def _keys_at(self, rtype: str, id_: str, etag: str | None) -> tuple[dict[str, str], str]:
+        """The index keys of the resource at ``etag`` (None: the current version) and its etag."""
+        if etag is not None:
+            with self._known_lock:
+                known = self._known.get((rtype, id_, etag))
+            if known is not None:
+                return known, etag
+        with _translated(f"{rtype} {id_}"):
+            entity = self._table(rtype).get_entity(rtype, _doc_rk(id_), select=["keys"])
+        current = str(entity.metadata["etag"])
+        if etag is not None and etag != current:  # fail before writing anything
+            raise PreconditionFailed(f"{rtype} {id_} was modified since it was read")
+        keys: dict[str, str] = json.loads(entity["keys"])
+        return keys, current
+
+    def _member_pairs(self, group_id: str, change: MemberChange) -> list[Pair]:
+        if change.replace_all is not None:
+            # O(group size) by nature: the caller asked to replace the whole list.
+            target = {m.value: m for m in change.replace_all}
+            current = {m.value: m for m in self.list_members(group_id)}
+            add = [m for m in target.values() if current.get(m.value) != m]
+            remove = [member_id for member_id in current if member_id not in target]
+        else:
+            # An id both added and removed ends up removed (MemoryStore applies adds first).
+            remove = list(dict.fromkeys(change.remove))
+            add = [m for m in {m.value: m for m in change.add}.values() if m.value not in remove]
+        return [_pair("upsert", group_id, m) for m in add] + [
+            _pair("delete", group_id, m) for m in remove
+        ]
+
+    def _write(
+        self,
+        table: str,
+        base: list[Op],
+        pairs: Sequence[Pair],
+        what: str,
+        conflict: str | None = None,
+    ) -> Results:
+        """``base`` and as many membership pairs as fit in the first EGT, the rest in further EGTs
+        of 50 pairs each, so k member changes cost about k/49 EGTs whatever the group's size.
+        Returns the first EGT's per-operation results."""
+        room, step = (MAX_BATCH_OPS - len(base)) // 2, MAX_BATCH_OPS // 2
+        chunks = [pairs[:room]] + [pairs[i : i + step] for i in range(room, len(pairs), step)]
+        results = [
+            self._submit(
+                table, (base if n == 0 else []) + [op for p in chunk for op in p], what, conflict
+            )
+            for n, chunk in enumerate(chunks)
+        ]
+        return results[0]
+
+    def _submit(self, table: str, ops: list[Op], what: str, conflict: str | None = None) -> Results:
+        """One EGT. Deleting a membership row that is already gone must not fail the rest, so on a
+        404 the missing membership rows are dropped (one point read each) and the EGT is resent."""
+        while ops:
+            try:
+                with _translated(what, ops, conflict):
+                    return self._tables[table].submit_transaction(ops)
+            except NotFound:
+                gone = {
+                    i
+                    for i, op in enumerate(ops)
+                    if _is_membership_delete(op) and not self._exists(table, op[1]["RowKey"])
+                }
+                if not gone:
+                    raise
+                ops = [op for i, op in enumerate(ops) if i not in gone]
+        return []
+
+    def _exists(self, table: str, row_key: str) -> bool:
+        try:
+            with _translated(row_key):
+                self._tables[table].get_entity(_PARTITIONS[table], row_key, select=["RowKey"])
+        except NotFound:
+            return False
+        return True
+
+
+def _range(
+    table: TableClient, pk: str, prefix: str, select: list[str] | None
+) -> Iterator[TableEntity]:
+    """Rows whose RowKey starts with ``prefix`` (ending in ``|``; ``}`` sorts right after it)."""
+    query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+    params = {"pk": pk, "lo": prefix, "hi": prefix[:-1] + "}"}
+    return iter(table.query_entities(query, parameters=params, select=select))
+
+
+def _load_batches(rtype: str, items: Iterable[tuple[Doc, Keys]]) -> Iterator[tuple[list[Op], int]]:
+    """EGTs of several new resources each (document and index rows), with their resource count."""
+    batch: list[Op] = []
+    size = count = 0
+    for doc, keys in items:
+        id_, clean = str(doc["id"]), _clean_keys(rtype, keys)
+        entity, data = _doc_entity(rtype, id_, doc, clean)
+        ops: list[Op] = [("create", entity, {}), *_index_ops(rtype, id_, {}, clean)]
+        wire = len(data) * 4 // 3 + 1024  # binary travels base64-encoded; plus the index rows
+        if len(batch) + len(ops) > MAX_BATCH_OPS or size + wire > MAX_BATCH_BYTES:
+            yield batch, count
+            batch, size, count = [], 0, 0
+        batch, size, count = batch + ops, size + wire, count + 1
+    if batch:
+        yield batch, count
+
+
+def _index_ops(rtype: str, id_: str, old: Mapping[str, str], new: Mapping[str, str]) -> list[Op]:
+    """Delete the index rows of changed keys and create the new ones; a ``create`` fails with 409
+    when a unique value is taken, which is the uniqueness check."""
+    ops: list[Op] = []
+    for index in (*UNIQUE_INDEXES[rtype], *NON_UNIQUE_INDEXES[rtype]):
+        before, after = old.get(index), new.get(index)
+        for verb, value in (("delete", before), ("create", after)) if before != after else ():
+            if value is not None:
+                rk = f"{index}|{encode_key(value)}"
+                if index in NON_UNIQUE_INDEXES[rtype]:
+                    rk += f"|{encode_key(id_)}"
+                ops.append((verb, {"PartitionKey": rtype, "RowKey": rk, "id": id_}, {}))
+    return ops
+
+
+def _pair(verb: str, group_id: str, member: Member | str) -> Pair:
+    member_id = member if isinstance(member, str) else member.value
+    forward: dict[str, Any] = {"PartitionKey": "Group", "RowKey": _member_rk(group_id, member_id)}
+    reverse_rk = f"r|{encode_key(member_id)}|{encode_key(group_id)}"
+    reverse: dict[str, Any] = {"PartitionKey": "Group", "RowKey": reverse_rk}
+    if isinstance(member, Member):
+        forward |= {"group": group_id, "member": member_id, "type": member.type}
+        reverse |= {"group": group_id, "member": member_id}
+        if member.display is not None:
+            forward["display"] = member.display
+    options = {"mode": UpdateMode.REPLACE} if verb == "upsert" else {}
+    return (verb, forward, options), (verb, reverse, options)
+
+
+def _is_membership_delete(op: Op) -> bool:
+    """Whether ``op`` deletes a membership row (the only rows that may already be gone)."""
+    return op[0] == "delete" and op[1]["RowKey"][:2] in ("m|", "r|")
+
+
+def _doc_rk(id_: str) -> str:
+    return f"id|{encode_key(id_)}"
+
+
+def _member_rk(group_id: str, member_id: str) -> str:
+    return f"m|{encode_key(group_id)}|{encode_key(member_id)}"
+
+
+def _pack(value: Mapping[str, Any]) -> tuple[dict[str, bytes], bytes]:
+    """The compact JSON of ``value`` split into binary properties d0, d1, ...; and the JSON."""
+    data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise PayloadTooLarge(
+            f"the resource is {len(data)} bytes; the store holds at most {MAX_DOCUMENT_BYTES}"
+        )
+    starts = range(0, max(len(data), 1), CHUNK_BYTES)
+    return {f"d{n}": data[start : start + CHUNK_BYTES] for n, start in enumerate(starts)}, data
+
+
+def _unpack(entity: Mapping[str, Any]) -> bytes:
+    parts: list[bytes] = []
+    while f"d{len(parts)}" in entity:
+        parts.append(bytes(entity[f"d{len(parts)}"]))
+    return b"".join(parts)
+
+
+def _doc_entity(
+    rtype: str, id_: str, doc: Doc, keys: Mapping[str, str]
+) -> tuple[dict[str, Any], bytes]:
+    props, data = _pack(doc)
+    keys_json = json.dumps(keys)
+    entity = {"PartitionKey": rtype, "RowKey": _doc_rk(id_), "id": id_, "keys": keys_json, **props}
+    # The entity's size as the service counts it: 8 bytes and the UTF-16 name per property.
+    size = 4 + sum(
+        8 + 2 * len(name) + 4 + len(v) * (1 if isinstance(v, bytes) else 2)
+        for name, v in entity.items()
+    )
+    if size > MAX_ENTITY_BYTES or len(keys_json) > MAX_STRING_CHARS:
+        raise PayloadTooLarge(
+            f"the resource needs {size} bytes of storage; at most {MAX_ENTITY_BYTES} fit"
+        )
+    return entity, data
+
+
+def _stored(entity: TableEntity) -> Stored:
+    keys: dict[str, str] = json.loads(entity["keys"])
+    return Stored(entity["id"], json.loads(_unpack(entity)), str(entity.metadata["etag"]), keys)
+
+
+def _clean_keys(rtype: str, keys: Keys) -> dict[str, str]:
+    """Check the index names; drop absent (None) values."""
+    if rtype not in _TABLES:
+        raise ValueError(f"unknown resource type {rtype!r}")
+    unknown = set(keys) - {*UNIQUE_INDEXES[rtype], *NON_UNIQUE_INDEXES[rtype]}
+    if unknown:
+        raise ValueError(f"{rtype} has no index {sorted(unknown)}")
+    return {index: value for index, value in keys.items() if value is not None}
+
+
+@contextmanager
+def _translated(what: str, ops: Sequence[Op] = (), conflict: str | None = None) -> Iterator[None]:
+    """Azure errors -> SCIM errors; the one place that happens. Errors that mean a bug or a
+    misconfiguration (400, 403, ...) propagate untranslated: the HTTP edge logs them as a 500."""
+    try:
+        yield
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise ServiceUnavailable("storage is unreachable", retry_after=DEFAULT_RETRY_AFTER) from exc
+    except HttpResponseError as exc:
+        error = _translate(exc, what, ops, conflict)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _translate(
+    exc: HttpResponseError, what: str, ops: Sequence[Op], conflict: str | None
+) -> ScimError | None:
+    status, code = exc.status_code, str(getattr(exc, "error_code", "") or "")
+    if status in (429, 503) or code in ("ServerBusy", "OperationTimedOut"):
+        return ServiceUnavailable("storage is busy", retry_after=_retry_after(exc))
+    if status == 404:
+        return NotFound(f"{what} not found")
+    if (
+        status == 409
+        and conflict
+        and isinstance(exc, TableTransactionError)
+        and exc.index < len(ops)
+    ):
+        # The failed operation's RowKey names the key that is taken: "id|..." or "userName|...".
+        return Conflict(
+            f"a {conflict} with this {ops[exc.index][1]['RowKey'].split('|')[0]} already exists"
+        )
+    if status == 409:
+        return Conflict(f"{what} already exists")
+    if status == 412:
+        return PreconditionFailed(f"{what} was modified since it was read")
+    if status == 413:
+        return PayloadTooLarge(f"{what} is too large for storage")
+    return None
+
+
+def _retry_after(exc: HttpResponseError) -> int:
+    header = getattr(exc.response, "headers", {}).get("Retry-After")
+    try:
+        return max(1, int(header)) if header else DEFAULT_RETRY_AFTER
+    except ValueError:
+        return DEFAULT_RETRY_AFTER

@@ -1,0 +1,148 @@
+"""Attribute values: checking and coercing a client's JSON value against its definition.
+
+One function per granularity:
+
+- :func:`coerce_value` — one value of an attribute's type (for a multi-valued attribute: one
+  element). Used by resource validation (POST/PUT) and by PATCH.
+- :func:`coerce_values` — the whole value of an attribute: a list for a multi-valued one.
+
+Types follow RFC 7643 §2.3. Leniency, each for a client we serve:
+
+- boolean: the strings ``"true"``/``"false"`` in any case are booleans — Microsoft Entra's
+  legacy PATCH dialect sends ``"False"`` (ENTRA.md "PATCH: two dialects"; Microsoft Learn,
+  "Known issues and resolutions with SCIM 2.0 protocol compliance").
+- string/reference/binary: a JSON number is taken as its decimal text (a mapped numeric
+  source in Entra); booleans, objects and arrays are refused.
+- integer/decimal: numeric strings are parsed.
+- complex: unknown and read-only sub-attributes and null sub-values are dropped (ENTRA.md
+  "Create": ignore unknown attributes of known schemas leniently; read-only ones are the
+  server's to set). Keys come back spelt as the schema spells them.
+- a single-valued complex attribute with a ``value`` sub-attribute accepts a plain scalar as
+  ``{"value": scalar}``, and ``""`` as "no value" — Entra sends the enterprise ``manager`` as a
+  plain id and clears it with ``""`` (ENTRA.md "Manager").
+
+Anything else that does not fit is :class:`~scim_core.errors.InvalidValue` naming the attribute.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from scim_core.errors import InvalidValue
+from scim_core.schema import Attribute
+
+_BOOLEANS = {"true": True, "false": False}
+
+
+def coerce_value(attr: Attribute, value: Any) -> Any:
+    """One value of ``attr``'s type (an element, for a multi-valued attribute).
+
+    ``None`` stays ``None`` (unassigned). A complex value whose sub-attributes are all dropped
+    comes back as ``{}``, which callers treat as unassigned too.
+    """
+    if value is None:
+        return None
+    kind = attr.type
+    if kind == "complex":
+        return _complex(attr, value)
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+            return _BOOLEANS[value.strip().lower()]
+        raise _mismatch(attr, value, "a boolean")
+    if kind in ("string", "reference", "binary"):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise _mismatch(attr, value, "a string")
+    if kind == "integer":
+        return _integer(attr, value)
+    if kind == "decimal":
+        return _decimal(attr, value)
+    if kind == "dateTime":
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                return value
+        raise _mismatch(attr, value, "an ISO 8601 dateTime string (RFC 7643 §2.3.5)")
+    raise InvalidValue(f"attribute '{attr.name}' has unsupported type {kind!r}")
+
+
+def coerce_values(attr: Attribute, value: Any) -> Any:
+    """The whole value of ``attr``: a list of coerced elements for a multi-valued attribute
+    (a single element is taken as a one-element list; null and empty elements are dropped),
+    otherwise one coerced value (a one-element list is unwrapped: older Entra docs send the
+    manager as ``[{"value": id}]``)."""
+    if attr.multi_valued:
+        items = value if isinstance(value, list) else [value]
+        out = []
+        for item in items:
+            coerced = coerce_value(attr, item)
+            if coerced is not None and coerced != {}:
+                out.append(coerced)
+        return out
+    if isinstance(value, list):
+        if len(value) > 1:
+            raise InvalidValue(f"'{attr.name}' is single-valued, got a list of {len(value)}")
+        value = value[0] if value else None
+    return coerce_value(attr, value)
+
+
+def _complex(attr: Attribute, value: Any) -> Any:
+    if not isinstance(value, dict):
+        if attr.multi_valued or attr.sub("value") is None or isinstance(value, (list, bool)):
+            raise _mismatch(attr, value, "an object")
+        # Entra's manager shorthand (ENTRA.md "Manager"): a plain id, "" for "no manager".
+        if value == "":
+            return None
+        value = {"value": value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        sub = attr.sub(key) if isinstance(key, str) else None
+        if sub is None or sub.mutability == "readOnly" or item is None:
+            continue
+        coerced = coerce_values(sub, item)
+        if coerced is not None and coerced != []:
+            out[sub.name] = coerced
+    return out
+
+
+def _integer(attr: Attribute, value: Any) -> int:
+    if isinstance(value, bool):
+        raise _mismatch(attr, value, "an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise _mismatch(attr, value, "an integer")
+
+
+def _decimal(attr: Attribute, value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise _mismatch(attr, value, "a decimal number")
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            if Decimal(value.strip()).is_finite():
+                return float(value)
+        except (InvalidOperation, ValueError):
+            pass
+    raise _mismatch(attr, value, "a decimal number")
+
+
+def _mismatch(attr: Attribute, value: Any, expected: str) -> InvalidValue:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return InvalidValue(f"'{attr.name}' must be {expected}, got {type(value).__name__} {shown}")

@@ -1,0 +1,30 @@
+"""Builds the process-wide service from settings: the one place that picks a store and an
+authenticator. Called once per process by ``function_app``."""
+
+from __future__ import annotations
+
+from scim_core.auth import Authenticator
+from scim_core.service import ScimService
+from scim_core.settings import Settings
+from scim_core.store import Store
+
+
+class ConfigurationError(RuntimeError):
+    """The app settings do not describe a usable deployment."""
+
+
+def build_store(settings: Settings) -> Store:
+    from scim_core.table import TableStore  # azure.data.tables loads only when a store is built
+
+    if settings.tables_connection_string:
+        store = TableStore.from_connection_string(settings.tables_connection_string)
+        # Locally (Azurite) nothing else creates the tables; in Azure, Bicep does.
+        store.create_tables()
+        return store
+    if settings.tables_endpoint:
+        return TableStore.from_managed_identity(settings.tables_endpoint, settings.azure_client_id)
+    raise ConfigurationError("set TABLES_CONNECTION_STRING (local) or TABLES_ENDPOINT (Azure)")
+
+
+def build_service(settings: Settings) -> ScimService:
+    return ScimService(build_store(settings), Authenticator.from_settings(settings))
