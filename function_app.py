@@ -135,3 +135,9 @@ def resource_type(req: func.HttpRequest, context: func.Context) -> func.HttpResp
 @app.route(route=f"{BASE}/Me", methods=ALL)
 def me(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     return serve(req, context)
+
+
+@app.route(route=f"{BASE}/{{*rest}}", methods=ALL)
+def not_found(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """Any other path below the base: a SCIM 404 rather than the host's bare one."""
+    return serve(req, context)

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "DEBUG":
+        # azure-core logs every storage request and response at INFO, drowning the invocations.
+        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel("WARNING")
     state: Path = args.state_dir
     state.mkdir(parents=True, exist_ok=True)
     if args.fire_timer:

@@ -99,8 +99,21 @@ class Azurite:
             raise AzuriteError("Azurite is already running")
         launcher = ensure_installed(self.root)
         self.location.mkdir(parents=True, exist_ok=True)
-        if self.port == 0:
-            self.port = free_port()
+        pick_port = self.port == 0
+        for _attempt in range(3):
+            if pick_port:
+                self.port = free_port()
+            self._launch(launcher)
+            try:
+                self._wait_until_started()
+                return self
+            except AzuriteError:
+                # A port picked free a moment ago can be taken by a parallel test run: try another.
+                if not (pick_port and "EADDRINUSE" in self.log_tail()):
+                    raise
+        raise AzuriteError(f"Azurite found no free port:\n{self.log_tail()}")
+
+    def _launch(self, launcher: Path) -> None:
         command = [
             str(launcher),
             "--tableHost",
@@ -117,7 +130,7 @@ class Azurite:
             command += ["--debug", str(self.debug_log)]
         with self._log_path.open("wb") as log:
             # A new session makes Azurite the leader of its own process group, so stop() can end
-            # the launcher shell and the node process together without touching anything else.
+            # the launcher and the node process together without touching anything else.
             self._process = subprocess.Popen(
                 command,
                 cwd=self.root,
@@ -126,10 +139,10 @@ class Azurite:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self._wait_until_listening()
-        return self
 
-    def _wait_until_listening(self) -> None:
+    def _wait_until_started(self) -> None:
+        """Wait for Azurite's own "successfully started" line, then for the port to answer: a
+        connection alone could reach some other process that took the port first."""
         assert self._process is not None
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -138,14 +151,16 @@ class Azurite:
                 raise AzuriteError(
                     f"Azurite exited during start-up (port {self.port}):\n{self.log_tail()}"
                 )
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
+            if "successfully started" in self.log_tail():
+                try:
+                    with socket.create_connection((HOST, self.port), timeout=0.5):
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.1)
         self.stop()
         raise AzuriteError(
-            f"Azurite did not listen on {HOST}:{self.port} within {START_TIMEOUT:.0f} s:\n"
+            f"Azurite did not start on {HOST}:{self.port} within {START_TIMEOUT:.0f} s:\n"
             f"{self.log_tail()}"
         )
 

@@ -52,10 +52,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "devhost"
     server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802 -- BaseHTTPRequestHandler dispatches on do_<METHOD>
+    # BaseHTTPRequestHandler dispatches on do_<METHOD>; every method goes to the same router.
+    def do_GET(self) -> None:
         self._dispatch()
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
     def _dispatch(self) -> None:
         try:
@@ -105,25 +106,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline()  # the CRLF after each chunk
 
     def _send(self, reply: Reply) -> None:
-        no_body = self.command == "HEAD" or reply.status in (204, 304)
-        body = b"" if reply.status in (204, 304) else reply.body
+        bodiless = reply.status in (204, 304)  # HTTP forbids a body (and its length) on these
         self.send_response(reply.status)
         for name, value in reply.headers:
             if name.lower() not in _FRAMING_HEADERS:
                 self.send_header(name, value)
-        if reply.status not in (204, 304):
-            self.send_header("Content-Length", str(len(body)))
+        if not bodiless:
+            self.send_header("Content-Length", str(len(reply.body)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if not no_body:
-            self.wfile.write(body)
+        if not bodiless and self.command != "HEAD":
+            self.wfile.write(reply.body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 -- stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         # The access log is debug detail; the invocation log lines are what the host prints.
         log.debug("%s %s", self.address_string(), format % args)
 
-    def log_error(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_error(self, format: str, *args: object) -> None:
         log.warning("%s %s", self.address_string(), format % args)
 
 

@@ -32,8 +32,8 @@ import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, NamedTuple, NoReturn, Union
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, NoReturn, TypeAlias
 
 from scim_core.errors import InvalidFilter, InvalidPath, ScimError
 from scim_core.schema import Attribute, ResourceType
@@ -43,7 +43,7 @@ MAX_DEPTH = 50
 COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
 _ORDER_OPS = frozenset({"gt", "ge", "lt", "le"})
 
-Value = Union[str, int, float, bool, None]
+Value: TypeAlias = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class ValuePath:
     filter: Filter
 
 
-Filter = Union[And, Or, Not, Compare, Present, ValuePath]
+Filter: TypeAlias = And | Or | Not | Compare | Present | ValuePath
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,14 @@ class PatchPath:
 
 # --- tokenizer --------------------------------------------------------------------------------
 
-_SPACE = frozenset(" \t\r\n")
-_DELIMS = frozenset(" \t\r\n()[]\"")
 _NAME = re.compile(r"\$ref|[A-Za-z][A-Za-z0-9_-]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+# One match per token: whitespace, then punctuation, a JSON string or a bare word. A '"' that
+# starts no complete string stops the scan, which is reported as an unterminated string.
+_TOKEN = re.compile(r'[ \t\r\n]*(?:([()\[\]])|("[^"\\]*(?:\\.[^"\\]*)*")|([^ \t\r\n()\[\]"]+))',
+                    re.S)
+_KINDS = ("", "punct", "str", "word")
+_JSON_STRING = json.JSONDecoder(strict=False)
 
 
 class _Tok(NamedTuple):
@@ -127,35 +131,17 @@ class _Tok(NamedTuple):
 
 def _tokenize(text: str, error: type[ScimError]) -> list[_Tok]:
     toks: list[_Tok] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in _SPACE:
-            i += 1
-        elif c in "()[]":
-            toks.append(_Tok(c, c, i, i + 1))
-            i += 1
-        elif c == '"':
-            j = i + 1
-            while True:
-                j = text.find('"', j)
-                if j < 0:
-                    raise error(f"Unterminated string starting at position {i}")
-                k = j - 1
-                while text[k] == "\\":
-                    k -= 1
-                if (j - 1 - k) % 2 == 0:  # an even run of backslashes: the quote is not escaped
-                    break
-                j += 1
-            toks.append(_Tok("str", text[i:j + 1], i, j + 1))
-            i = j + 1
-        else:
-            j = i + 1
-            while j < n and text[j] not in _DELIMS:
-                j += 1
-            toks.append(_Tok("word", text[i:j], i, j))
-            i = j
-    toks.append(_Tok("eof", "", n, n))
+    pos = 0
+    match, n = _TOKEN.match, len(text)
+    while (m := match(text, pos)) and m.lastindex:
+        kind, start, pos = _KINDS[m.lastindex], m.start(m.lastindex), m.end()
+        tok = m.group(m.lastindex)
+        toks.append(_Tok(tok if kind == "punct" else kind, tok, start, pos))
+    while pos < n and text[pos] in " \t\r\n":
+        pos += 1
+    if pos != n:
+        raise error(f"Unterminated string starting at position {pos}")
+    toks.append(_Tok("eof", "", pos, pos))
     return toks
 
 
@@ -164,7 +150,7 @@ def _tokenize(text: str, error: type[ScimError]) -> list[_Tok]:
 class _Parser:
     def __init__(self, text: str, error: type[ScimError]) -> None:
         if len(text) > MAX_LENGTH:
-            raise error(f"Filter longer than {MAX_LENGTH} characters")
+            raise error(f"Longer than {MAX_LENGTH} characters")
         self.error = error
         self.toks = _tokenize(text, error)
         self.i = 0
@@ -213,10 +199,9 @@ class _Parser:
         return node
 
     def unary(self, in_vf: bool) -> Filter:
-        tok = self.peek()
-        negate = tok.kind == "word" and tok.text.lower() == "not" and self.toks[self.i + 1].kind == "("
-        if negate:
-            self.i += 1
+        negate = self.keyword("not") is not None
+        if negate and self.peek().kind != "(":
+            self.fail("'(' after 'not' (RFC 7644 §3.4.2.2)")
         if self.peek().kind == "(":
             self.nest()
             self.i += 1
@@ -280,17 +265,15 @@ class _Parser:
             return Present(path)
         tok = self.next()
         if tok.kind == "str":
+            if "\\" not in tok.text:
+                return Compare(path, op, tok.text[1:-1])
             try:
-                return Compare(path, op, json.loads(tok.text))
+                return Compare(path, op, _JSON_STRING.decode(tok.text))
             except ValueError:
                 raise self.error(f"Invalid string literal at position {tok.pos}") from None
         if tok.kind != "word":
             self.fail("a comparison value", tok)
         return Compare(path, op, _literal(tok.text), raw=tok.text)
-
-    def done(self) -> None:
-        if self.peek().kind != "eof":
-            self.fail("'and', 'or' or end of input")
 
 
 def _literal(text: str) -> Value:
@@ -310,7 +293,8 @@ def parse_filter(text: str) -> Filter:
     if p.peek().kind == "eof":
         raise InvalidFilter("Empty filter")
     node = p.or_expr(in_vf=False)
-    p.done()
+    if p.peek().kind != "eof":
+        p.fail("'and', 'or' or end of input")
     return node
 
 
@@ -359,19 +343,21 @@ def _get(d: Mapping[str, Any], name: str) -> Any:
     v = d.get(name, _MISSING)
     if v is not _MISSING:
         return v
-    low = name.lower()
+    low, n = name.lower(), len(name)
     for k, v in d.items():
-        if k.lower() == low:
+        if len(k) == n and k.lower() == low:
             return v
     return None
 
 
 def _values(v: Any, sub: str | None) -> list[Any]:
     """The non-null values at ``v`` (one or a list), or at ``sub`` of each complex value."""
-    items = v if isinstance(v, list) else (v,)
     if sub is not None:
-        items = [_get(x, sub) for x in items if isinstance(x, dict)]
-    return [x for x in items if x is not None]
+        items = v if isinstance(v, list) else (v,)
+        v = [_get(x, sub) for x in items if isinstance(x, dict)]
+    elif not isinstance(v, list):
+        return [] if v is None else [v]
+    return [x for x in v if x is not None]
 
 
 def _present(v: Any) -> bool:
@@ -390,7 +376,7 @@ def _datetime(v: Any) -> datetime | None:
         dt = datetime.fromisoformat(v)
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _number(v: Any) -> float | int | None:
@@ -501,9 +487,12 @@ class _Scope:
             while stack:  # flatten chains: no recursion proportional to the number of terms
                 node = stack.pop()
                 if type(node) is kind:
-                    stack += [node.right, node.left]  # type: ignore[union-attr]
+                    stack += [node.right, node.left]
                 else:
                     parts.append(self.compile(node))
+            if len(parts) == 2:  # the common case (Entra): skip the generator
+                a, b = parts
+                return (lambda d: a(d) and b(d)) if kind is And else (lambda d: a(d) or b(d))
             if kind is And:
                 return lambda d: all(p(d) for p in parts)
             return lambda d: any(p(d) for p in parts)
@@ -512,7 +501,7 @@ class _Scope:
             return lambda d: not inner(d)
         if isinstance(f, Present):
             get, _ = self.resolve(f.path, compare=False)
-            return lambda d: any(_present(v) for v in get(d))
+            return lambda d: any(map(_present, get(d)))
         if isinstance(f, ValuePath):
             get, attr = self.resolve(f.path, compare=False)
             if attr is None:
@@ -520,21 +509,28 @@ class _Scope:
             if not attr.is_complex or f.path.sub:
                 raise InvalidFilter(f"'{f.path}[...]' needs a complex attribute")
             inner = _Scope(self.rtype, attr).compile(f.filter)
-            return lambda d: any(isinstance(x, dict) and inner(x) for x in get(d))
+            return lambda d: any(inner(x) for x in get(d) if isinstance(x, dict))
         get, target = self.resolve(f.path, compare=True)
         if f.value is None and f.op in ("eq", "ne"):  # RFC 7643 §2.5: null is unassigned
             want = f.op == "ne"
-            return lambda d: any(_present(v) for v in get(d)) == want
+            return lambda d: any(map(_present, get(d))) == want
         test = _predicate(f, target) if target is not None else _never
         if f.op == "ne":
-            return lambda d: not any(test(v) for v in get(d))
-        return lambda d: any(test(v) for v in get(d))
+            return lambda d: not any(map(test, get(d)))
+        return lambda d: any(map(test, get(d)))
 
 
 def compile_filter(f: Filter, rtype: ResourceType) -> Matcher:
     """A predicate over resource documents of ``rtype``; raises :class:`InvalidFilter` for
     operator/type combinations the RFC forbids. Compile once, apply to many resources."""
     return _Scope(rtype).compile(f)
+
+
+def compile_value_filter(f: Filter, attr: Attribute, rtype: ResourceType) -> Matcher:
+    """A predicate over one value of complex ``attr``: the ``[...]`` of a PATCH path (§3.5.2)."""
+    if not attr.is_complex:
+        raise InvalidFilter(f"'{attr.name}[...]' needs a complex attribute")
+    return _Scope(rtype, attr).compile(f)
 
 
 # Keyed by identity, not equality: Compare(p, "eq", 1) == Compare(p, "eq", True) in Python.

@@ -35,12 +35,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from scim_core.errors import (
-    InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget, ScimError,
+    InvalidFilter,
+    InvalidPath,
+    InvalidSyntax,
+    InvalidValue,
+    Mutability,
+    NoTarget,
+    ScimError,
 )
-from scim_core.filter import And, AttrPath, Compare, Filter, Or, ValuePath, compile_filter, parse_path
+from scim_core.filter import (
+    And,
+    AttrPath,
+    Compare,
+    Filter,
+    Or,
+    ValuePath,
+    compile_filter,
+    parse_path,
+)
 from scim_core.schema import Attribute, ResourceType
 from scim_core.store import Member, MemberChange
-from scim_core.values import coerce_values
+from scim_core.values import (
+    coerce_values,
+    is_assigned,
+    is_primary,
+    merge_complex,
+    settle_primary,
+)
 
 __all__ = ["PATCH_OP_SCHEMA", "PatchResult", "apply_patch"]
 
@@ -107,7 +128,8 @@ def _operations(body: Any) -> list[tuple[str, str | None, Any]]:
         op = o.get("op")
         # Case-insensitive: Entra legacy dialect sends "Add", despite RFC 7644 §3.5.2.
         if not isinstance(op, str) or op.lower() not in _OPS:
-            raise InvalidSyntax(f"Operations[{index}].op must be add, replace or remove, got {op!r}")
+            raise InvalidSyntax(
+                f"Operations[{index}].op must be add, replace or remove, got {op!r:.40}")
         path = o.get("path")
         if path is not None and not isinstance(path, str):
             raise InvalidPath(f"Operations[{index}].path must be a string")
@@ -261,7 +283,7 @@ class _Patcher:
         else:
             after = self.written(op, t, before, value)
         _check_mutability(t.attr, before, after)
-        if _assigned(after):
+        if is_assigned(after):
             c[name] = after
         else:
             c.pop(name, None)
@@ -272,25 +294,29 @@ class _Patcher:
         if sub is not None:
             new = coerce_values(sub, value)
             if attr.multi_valued:  # no filter: every value's sub-attribute (as scim2-server)
-                items = [_set(dict(el), sub.name, new) for el in before or ()]
-                return _settle_primary(items, set(range(len(items))) if new is True else set())
-            return _set(dict(before or {}), sub.name, new)
+                items = [_set(dict(el), sub.name, new) for el in _list(before)
+                         if isinstance(el, dict)]
+                return settle_primary(items, set(range(len(items))) if new is True else set())
+            return _set(_obj(before), sub.name, new)
         if attr.multi_valued:
             items = coerce_values(attr, value)
-            if op == "replace":
-                return _settle_primary(items, set())
-            merged = list(before or ())
-            for item in items:  # RFC 7644 §3.5.2.1: add appends, identical values once
-                if item not in merged:
-                    merged.append(item)
-            fresh = {i for i in range(len(before or ()), len(merged)) if _primary(merged[i])}
-            return _settle_primary(merged, fresh)
+            start = 0
+            if op == "add":  # RFC 7644 §3.5.2.1: add appends; a value already there is kept
+                merged, start = _list(before), len(_list(before))
+                seen = {_identity(attr, el) for el in merged}
+                for el in items:
+                    if (key := _identity(attr, el)) not in seen:
+                        seen.add(key)
+                        merged.append(el)
+                items = merged
+            fresh = {i for i in range(start, len(items)) if is_primary(items[i])}
+            return settle_primary(items, fresh)
         if attr.is_complex and isinstance(value, dict):
-            return _merge(attr, dict(before or {}), value)  # RFC 7644 §3.5.2.3: merge
+            return merge_complex(attr, _obj(before), value)  # RFC 7644 §3.5.2.3: merge
         return coerce_values(attr, value)  # simple value, or the manager shorthand: replaced
 
     def written_filtered(self, op: str, t: _Target, before: Any, value: Any) -> Any:
-        items = list(before or ())
+        items = _list(before)
         match = self.matcher(t)
         hits = [i for i, el in enumerate(items) if match(el)]
         if not hits:
@@ -311,13 +337,13 @@ class _Patcher:
             if t.sub is not None:
                 el = _set(el, t.sub.name, coerce_values(t.sub, value))
             elif isinstance(value, dict):
-                el = _merge(t.attr, el, value)
+                el = merge_complex(t.attr, el, value)
             else:
                 raise InvalidValue(f"the value for {t.attr.name}[...] must be an object")
-            if _primary(el) and not _primary(items[i]):
+            if is_primary(el) and not is_primary(items[i]):
                 marked.add(i)
             items[i] = el
-        return [el for el in _settle_primary(items, marked) if el]
+        return [el for el in settle_primary(items, marked) if el]
 
     def matcher(self, t: _Target) -> Callable[[Any], bool]:
         """Whether one element of ``t.attr`` matches the value filter (the filter module
@@ -334,6 +360,8 @@ class _Patcher:
         attr, sub = t.attr, t.sub
         if before is None:
             return None
+        if attr.multi_valued:
+            before = _list(before)
         if t.value_filter is not None:  # RFC 7644 §3.5.2.2; no match: nothing to do
             match = self.matcher(t)
             if sub is None:
@@ -346,7 +374,7 @@ class _Patcher:
             return _without(before, sub.name)
         if attr.multi_valued and attr.is_complex and value is not None:
             # Entra legacy: remove with a value removes the listed values only (ENTRA.md).
-            drop = [_merge(attr, {}, v) if isinstance(v, dict) else v
+            drop = [merge_complex(attr, {}, v) if isinstance(v, dict) else v
                     for v in (value if isinstance(value, list) else [value])]
             return [el for el in before if not any(_selects(d, el) for d in drop)]
         return None
@@ -379,7 +407,8 @@ def _members(value: Any) -> list[Member]:
             raise InvalidValue(f"a member must be an object with a non-empty string 'value', "
                                f"got {item!r:.60}")
         kind = item.get("type") or "User"
-        kind = {"user": "User", "group": "Group"}.get(kind.lower(), kind) if isinstance(kind, str) else kind
+        if isinstance(kind, str):
+            kind = {"user": "User", "group": "Group"}.get(kind.lower(), kind)
         if kind not in ("User", "Group"):
             raise InvalidValue(f"a member's type must be 'User' or 'Group', got {kind!r:.40}")
         out.append(Member(ident, kind))
@@ -398,36 +427,38 @@ def _filter_ids(f: Filter) -> list[str]:
                         "joined by 'or')")
 
 
-# --- values ---------------------------------------------------------------------------------
+# --- helpers --------------------------------------------------------------------------------
 
-def _assigned(v: Any) -> bool:
-    """RFC 7643 §2.5: null, an empty list and an empty complex value are unassigned."""
-    return v is not None and v != [] and v != {}
+def _list(v: Any) -> list[Any]:
+    """A copy of a multi-valued attribute's stored value."""
+    return list(v) if isinstance(v, list) else [] if v is None else [v]
+
+
+def _obj(v: Any) -> dict[str, Any]:
+    """A copy of a complex attribute's stored value."""
+    return dict(v) if isinstance(v, dict) else {}
 
 
 def _set(obj: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
-    if _assigned(value):
+    if is_assigned(value):
         obj[key] = value
     else:
         obj.pop(key, None)
     return obj
 
 
+def _identity(attr: Attribute, el: Any) -> Any:
+    """What makes two values of ``attr`` the same value: strings of a caseExact=false
+    (sub-)attribute compare case-insensitively (RFC 7643 §2.2)."""
+    def fold(a: Attribute | None, v: Any) -> Any:
+        return v.casefold() if isinstance(v, str) and a is not None and not a.case_exact else v
+    if isinstance(el, dict):
+        return frozenset((k, repr(fold(attr.sub(k), v))) for k, v in el.items())
+    return repr(fold(attr, el))
+
+
 def _without(el: Any, key: str) -> Any:
     return {k: v for k, v in el.items() if k != key} if isinstance(el, dict) else el
-
-
-def _merge(attr: Attribute, obj: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
-    """Write a complex value's sub-attributes into ``obj``: the ones it names are set, a null
-    unassigns one, the others are kept (RFC 7644 §3.5.2.3)."""
-    coerced = coerce_values(attr, value) or {}
-    if attr.multi_valued:
-        coerced = coerced[0] if coerced else {}
-    for key, item in value.items():
-        sub = attr.sub(key)
-        if sub is not None and sub.mutability != "readOnly":
-            _set(obj, sub.name, coerced.get(sub.name) if item is not None else None)
-    return obj
 
 
 def _selects(selector: Any, el: Any) -> bool:
@@ -440,22 +471,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, str) and isinstance(b, str):
         return a.casefold() == b.casefold()  # ids and types: case-insensitive is the safe side
     return bool(a == b)
-
-
-def _primary(el: Any) -> bool:
-    return isinstance(el, dict) and el.get("primary") is True
-
-
-def _settle_primary(items: list[Any], marked: set[int]) -> list[Any]:
-    """RFC 7644 §3.5.2: a value newly marked primary unmarks the others; RFC 7643 §2.4: at
-    most one value is primary."""
-    if len(marked) > 1:
-        raise InvalidValue("more than one value marked primary (RFC 7643 §2.4)")
-    if marked:
-        (keep,) = marked
-        items = [_set(dict(el), "primary", None) if i != keep and _primary(el) else el
-                 for i, el in enumerate(items)]
-    return items
 
 
 def _described(attr: Attribute, f: Filter) -> dict[str, Any] | None:
@@ -484,14 +499,15 @@ def _described(attr: Attribute, f: Filter) -> dict[str, Any] | None:
 def _check_mutability(attr: Attribute, before: Any, after: Any) -> None:
     """RFC 7644 §3.5.2: an immutable value, once assigned, does not change; a required
     attribute is not unassigned (RFC 7643 §2.2)."""
-    if before == after or not _assigned(before):
+    if before == after or not is_assigned(before):
         return
     if attr.mutability == "immutable":
         raise Mutability(f"{attr.name!r} is immutable")
-    if attr.required and not _assigned(after):
+    if attr.required and not is_assigned(after):
         raise Mutability(f"{attr.name!r} is required and cannot be removed")
     if attr.is_complex and not attr.multi_valued and isinstance(before, dict):
         for sub in attr.sub_attributes:
             old = before.get(sub.name)
-            if sub.mutability == "immutable" and _assigned(old) and (after or {}).get(sub.name) != old:
+            changed = _obj(after).get(sub.name) != old
+            if sub.mutability == "immutable" and is_assigned(old) and changed:
                 raise Mutability(f"'{attr.name}.{sub.name}' is immutable")

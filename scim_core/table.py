@@ -114,6 +114,7 @@ class TableStore:
         :meth:`from_connection_string` and :meth:`from_endpoint` do."""
         self.service = service
         self.counter = counter or RequestCounter()
+        self.table_prefix = table_prefix
         self.table_names = [table_prefix + name for name in ("users", "groups", "state")]
         users, groups, state = (service.get_table_client(name) for name in self.table_names)
         self._tables = {"users": users, "groups": groups, "state": state}
@@ -205,15 +206,15 @@ class TableStore:
             except PreconditionFailed:
                 if etag is not None:
                     raise
-        # After the document: if this fails half-way, a retry of the delete gets NotFound, and
-        # rows naming a deleted member are harmless; the reverse order could lose memberships
-        # of a resource that still exists.
-        pairs = (
-            [_pair("delete", id, m.value) for m in self.list_members(id)]
-            if rtype == "Group"
-            else []
-        )
-        pairs += [_pair("delete", group_id, id) for group_id in self.groups_of(id)]
+        # After the document, so a failed etag check never costs memberships. The price: a crash
+        # right here leaves membership rows naming a resource that no longer exists.
+        links = [(id, m.value) for m in self.list_members(id)] if rtype == "Group" else []
+        links += [(group_id, id) for group_id in self.groups_of(id)]
+        # dict.fromkeys: a group that is its own member shows up in both lists, and an EGT may
+        # not touch one row twice.
+        pairs = [
+            _pair("delete", group_id, member_id) for group_id, member_id in dict.fromkeys(links)
+        ]
         self._write("groups", [], pairs, f"memberships of {what}")
 
     def lookup(self, rtype: str, index: str, value: str) -> list[str]:
@@ -539,7 +540,7 @@ def _translate(
         return Conflict(
             f"a {conflict} with this {ops[exc.index][1]['RowKey'].split('|')[0]} already exists"
         )
-    if status == 409:
+    if status == 409 or code == "InvalidDuplicateRow":  # the latter: one key twice in a bulk EGT
         return Conflict(f"{what} already exists")
     if status == 412:
         return PreconditionFailed(f"{what} was modified since it was read")

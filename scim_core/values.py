@@ -22,6 +22,9 @@ Types follow RFC 7643 §2.3. Leniency, each for a client we serve:
   plain id and clears it with ``""`` (ENTRA.md "Manager").
 
 Anything else that does not fit is :class:`~scim_core.errors.InvalidValue` naming the attribute.
+
+Plus the small value algebra writes need: :func:`is_assigned` (RFC 7643 §2.5),
+:func:`merge_complex` (RFC 7644 §3.5.2.3) and :func:`settle_primary` (RFC 7643 §2.4).
 """
 
 from __future__ import annotations
@@ -93,6 +96,45 @@ def coerce_values(attr: Attribute, value: Any) -> Any:
             raise InvalidValue(f"'{attr.name}' is single-valued, got a list of {len(value)}")
         value = value[0] if value else None
     return coerce_value(attr, value)
+
+
+def is_assigned(v: Any) -> bool:
+    """RFC 7643 §2.5: null, an empty list and an empty complex value are unassigned."""
+    return v is not None and v != [] and v != {}
+
+
+def merge_complex(attr: Attribute, obj: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+    """Write a complex value's sub-attributes into ``obj`` (in place; returned): the ones it
+    names are set, a null unassigns one, the others are kept (RFC 7644 §3.5.2.3)."""
+    coerced = coerce_values(attr, value) or {}
+    if attr.multi_valued:
+        coerced = coerced[0] if coerced else {}
+    for key, item in value.items():
+        sub = attr.sub(key)
+        if sub is None or sub.mutability == "readOnly":
+            continue
+        new = coerced.get(sub.name) if item is not None else None
+        if is_assigned(new):
+            obj[sub.name] = new
+        else:
+            obj.pop(sub.name, None)
+    return obj
+
+
+def is_primary(el: Any) -> bool:
+    return isinstance(el, dict) and el.get("primary") is True
+
+
+def settle_primary(items: list[Any], marked: set[int]) -> list[Any]:
+    """RFC 7644 §3.5.2: the value at index ``marked`` (newly marked primary) unmarks the
+    others; more than one newly marked is invalid (RFC 7643 §2.4: at most one primary)."""
+    if len(marked) > 1:
+        raise InvalidValue("more than one value marked primary (RFC 7643 §2.4)")
+    if not marked:
+        return items
+    (keep,) = marked
+    return [{k: v for k, v in el.items() if k != "primary"} if i != keep and is_primary(el)
+            else el for i, el in enumerate(items)]
 
 
 def _complex(attr: Attribute, value: Any) -> Any:

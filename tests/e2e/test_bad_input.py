@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Client, unique
+from tests.scimclient import Client, unique
 from tests.e2e.test_entra_conversation import USER, entra_user
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

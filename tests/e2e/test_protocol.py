@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import Client, unique
+from tests.scimclient import Client, unique
 from tests.e2e.test_entra_conversation import ENT, GROUP, USER, entra_user
 
 

@@ -1,20 +1,13 @@
-"""End-to-end fixtures: Azurite + the local Functions host serving ``function_app``'s own
-triggers on 127.0.0.1. One host per test session (the app module is imported once)."""
+"""A tiny SCIM HTTP client for the end-to-end and compliance tests."""
 
 from __future__ import annotations
 
+import json as _json
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
-from devhost.azurite import Azurite
-from devhost.server import LocalHost
-
-ROOT = Path(__file__).resolve().parents[2]
 SCIM_JSON = "application/scim+json"
 
 
@@ -35,8 +28,6 @@ class Client:
         h.update(headers or {})
         body = data
         if json is not None:
-            import json as _json
-
             body = _json.dumps(json)
         return self.http.request(method, self.base + path, data=body, headers=h, params=params,
                                  timeout=30)
@@ -55,28 +46,6 @@ class Client:
 
     def delete(self, path: str, **kw: Any) -> requests.Response:
         return self.request("DELETE", path, **kw)
-
-
-@pytest.fixture(scope="session")
-def azurite_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    location = tmp_path_factory.mktemp("azurite-http")
-    with Azurite(ROOT, location, debug_log=location / "debug.log") as azurite:
-        yield azurite
-
-
-@pytest.fixture(scope="session")
-def host(azurite_http: Azurite) -> Iterator[tuple[LocalHost, str]]:
-    token = secrets.token_urlsafe(32)
-    env = {"TABLES_CONNECTION_STRING": azurite_http.connection_string,
-           "SCIM_BEARER_TOKEN": token}
-    with LocalHost("function_app", env=env, app_dir=ROOT) as local:
-        yield local, token
-
-
-@pytest.fixture
-def scim(host: tuple[LocalHost, str]) -> Client:
-    local, token = host
-    return Client(local.base_url + "/scim/v2", token)
 
 
 def unique(prefix: str = "u") -> str:

@@ -1,0 +1,193 @@
+"""Differential tests: scim_core.patch against scim2-server's PATCH as a reference oracle.
+
+scim2-server applies a PATCH with ``PatchOp.patch`` of scim2-models
+(``scim2_server.service.Service.apply_patch`` -> ``scim2_models.messages.patch_op``); the
+oracle below makes the same call on the same ``User[EnterpriseUser]`` model, after validating
+the body in the PATCH-request context as ``Service.read_patch`` does. Hypothesis generates users
+and RFC 7644 §3.5.2 operations (lower-case op names, typed JSON values); both implementations
+must agree on success vs. failure and on the resulting attributes.
+
+The oracle runs with ``ScimPolicy(unmatched_path_filter=create)``: scim2-models' own setting
+for Microsoft Entra's "a filtered path into a missing value creates it" rule (ENTRA.md), which
+we implement, so that shape is compared too.
+
+Intentional differences, excluded from generation (each is an Entra rule of ENTRA.md or a
+leniency of ours; tests/unit/test_patch.py covers them):
+
+1. Read-only attributes (``id``, ``meta``, ``groups``, ``manager.displayName``) in a path or a
+   value: we ignore them silently (ENTRA.md), scim2-models refuses with ``mutability``.
+2. Unknown sub-attributes inside a complex value: we drop them (ENTRA.md "Create": ignore
+   unknown attributes of known schemas), scim2-models refuses with ``invalidValue``.
+3. The manager as a plain string / ``""`` / ``[{"value": id}]``, and the bare path ``manager``
+   (ENTRA.md "Manager"): scim2-models refuses a string for a complex attribute and needs the
+   URN prefix.
+4. ``remove`` with a ``value`` on a multi-valued attribute (Entra legacy member removal):
+   scim2-models refuses it under its strict default policy.
+5. Boolean strings: we take only ``"true"``/``"false"`` (any case, Entra); pydantic also takes
+   ``"yes"``, ``"on"``, ``"1"``... Numbers for string attributes: we take their text,
+   pydantic refuses. Only JSON booleans and strings are generated.
+6. ``password``: we never store it (write-only, the service keeps no credentials).
+7. Value syntax scim2-models checks and we do not: e-mail address syntax, URI syntax of
+   references. Only valid e-mails are generated; references are not.
+8. Error ``scimType``: only failure vs. success is compared (for unknown keys of a path-less
+   value, we say ``invalidPath`` like the path form, scim2-models says ``invalidValue``).
+9. Several values already marked primary in the stored document: scim2-models refuses any
+   later PATCH; we do not fail on stored state a request did not cause. Generated users have at
+   most one primary value per attribute.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from scim2_models import Context, EnterpriseUser, PatchOp, ScimPolicy, User
+from scim2_models.exceptions import SCIMException
+
+from scim_core.errors import ScimError
+from scim_core.patch import PATCH_OP_SCHEMA, apply_patch
+from scim_core.schema import USER_SCHEMA, default_resource_types
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+USER = default_resource_types()["User"]
+Model = User[EnterpriseUser]
+POLICY = ScimPolicy(unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create)
+FAILED = "failed"
+
+# --- generation ---------------------------------------------------------------------------------
+
+text = st.text(alphabet="abcXY z1-", min_size=1, max_size=6)
+emails = st.sampled_from(["a@example.com", "B@example.com", "b@example.com", "c@contoso.org"])
+kinds = st.sampled_from(["work", "home", "other"])
+booleans = st.booleans()
+
+
+def _subset(d: dict[str, st.SearchStrategy[Any]], min_size: int = 0) -> st.SearchStrategy[Any]:
+    return st.fixed_dictionaries({}, optional=d).filter(lambda x: len(x) >= min_size)
+
+
+names = _subset({"givenName": text, "familyName": text, "middleName": text}, 1)
+email = _subset({"value": emails, "type": kinds, "display": text}, 1)
+address = _subset({"type": kinds, "locality": text, "region": text, "postalCode": text}, 1)
+role = _subset({"value": text, "display": text, "type": text}, 1)
+
+
+def _one_primary(items: list[dict[str, Any]], marks: list[bool]) -> list[dict[str, Any]]:
+    """At most one primary per attribute (difference 9)."""
+    out, seen = [], False
+    for item, mark in zip(items, marks, strict=False):
+        if mark and not seen:
+            item, seen = {**item, "primary": True}, True
+        out.append(item)
+    return out
+
+
+def _values(element: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
+    return st.builds(_one_primary, st.lists(element, max_size=3), st.lists(booleans, max_size=3))
+
+
+users = st.builds(
+    lambda base, ext: {**base, **({ENTERPRISE: ext} if ext else {})},
+    st.fixed_dictionaries({"userName": text}, optional={
+        "displayName": text, "nickName": text, "title": text, "externalId": text,
+        "active": booleans, "name": names, "emails": _values(email),
+        "addresses": _values(address), "roles": _values(role),
+    }),
+    _subset({"employeeNumber": text, "department": text, "manager": st.fixed_dictionaries(
+        {"value": text})}),
+)
+
+SIMPLE = ["displayName", "nickName", "title", "externalId", "userName", "name.givenName",
+          "name.familyName", f"{ENTERPRISE}:department", f"{ENTERPRISE}:employeeNumber",
+          f"{ENTERPRISE}:manager.value"]
+writes = st.sampled_from(["add", "replace"])
+
+
+def _op(op: str, path: str | None, value: Any = ...) -> dict[str, Any]:
+    out: dict[str, Any] = {"op": op}
+    if path is not None:
+        out["path"] = path
+    if value is not ...:
+        out["value"] = value
+    return out
+
+
+def _filtered(attr: str, sub_values: dict[str, st.SearchStrategy[Any]]) -> Any:
+    """``attr[type eq "k"]`` / ``attr[type eq "k"].sub`` operations."""
+    path = st.builds(lambda k: f'{attr}[type eq "{k}"]', kinds)
+    sub = st.sampled_from(sorted(sub_values))
+    return st.one_of(
+        st.builds(lambda o, p, sv: _op(o, f"{p}.{sv[0]}", sv[1]), writes, path,
+                  sub.flatmap(lambda s: st.tuples(st.just(s), sub_values[s]))),
+        st.builds(lambda o, p, v: _op(o, p, v), writes, path, _subset(sub_values, 1)),
+        st.builds(lambda p: _op("remove", p), path),
+        st.builds(lambda p, s: _op("remove", f"{p}.{s}"), path, sub),
+    )
+
+
+operations = st.one_of(
+    st.builds(_op, writes, st.sampled_from(SIMPLE), text),
+    st.builds(lambda p: _op("remove", p), st.sampled_from(SIMPLE)),
+    st.builds(_op, writes, st.just("active"), booleans),
+    st.builds(_op, writes, st.just("name"), names),
+    st.builds(lambda p: _op("remove", p), st.sampled_from(
+        ["name", "emails", "addresses", "roles", "active", f"{ENTERPRISE}:manager", ENTERPRISE])),
+    st.builds(_op, writes, st.just(f"{ENTERPRISE}:manager"),
+              st.fixed_dictionaries({"value": text})),
+    st.builds(_op, writes, st.just("emails"), _values(email)),
+    st.builds(_op, writes, st.just("addresses"), _values(address)),
+    st.builds(_op, st.just("add"), st.just("roles"), _values(role)),
+    _filtered("emails", {"value": emails, "display": text, "primary": booleans}),
+    _filtered("addresses", {"locality": text, "region": text, "postalCode": text}),
+    st.builds(_op, writes, st.just(None), _subset({
+        "displayName": text, "active": booleans, "name.givenName": text, "name": names,
+        f"{ENTERPRISE}:department": text, ENTERPRISE: _subset({"costCenter": text}, 1),
+        "emails": _values(email),
+    }, 1)),
+)
+
+# --- the two implementations --------------------------------------------------------------------
+
+
+def _clean(doc: dict[str, Any]) -> dict[str, Any]:
+    """Attributes only, without empty containers (RFC 7643 §2.5: unassigned)."""
+    out = {}
+    for key, value in doc.items():
+        if key in ("schemas", "id", "meta"):
+            continue
+        if isinstance(value, dict):
+            value = _clean(value)
+        if value not in (None, [], {}):
+            out[key] = value
+    return out
+
+
+def oracle(doc: dict[str, Any], body: dict[str, Any]) -> Any:
+    with POLICY:
+        user = Model.model_validate({"schemas": [USER_SCHEMA], **doc})
+        try:
+            patch = PatchOp[Model].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+            patch.patch(user)
+        except (SCIMException, ValidationError):
+            return FAILED
+        return _clean(user.model_dump())
+
+
+def ours(doc: dict[str, Any], body: dict[str, Any]) -> Any:
+    try:
+        return _clean(apply_patch(USER, doc, body).doc)
+    except ScimError:
+        return FAILED
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=users, ops=st.lists(operations, min_size=1, max_size=4))
+def test_patch_agrees_with_scim2_server(doc: dict[str, Any], ops: list[dict[str, Any]]) -> None:
+    """RFC 7644 §3.5.2: on RFC-dialect operations (minus the intentional differences of the
+    module docstring) we and scim2-server agree on failure and on the resulting resource."""
+    body = {"schemas": [PATCH_OP_SCHEMA], "Operations": ops}
+    expected = oracle(copy.deepcopy(doc), copy.deepcopy(body))
+    assert ours(doc, body) == expected
