@@ -44,7 +44,9 @@ Executor = Callable[[Sequence[str]], "tuple[int, str, str]"]
 def _run_process(argv: Sequence[str]) -> tuple[int, str, str]:
     executable = shutil.which(argv[0])
     if executable is None:
-        raise SystemExit(f"'{argv[0]}' was not found on PATH (install the Azure CLI: https://aka.ms/azcli).")
+        raise SystemExit(
+            f"'{argv[0]}' was not found on PATH (install the Azure CLI: https://aka.ms/azcli)."
+        )
     done = subprocess.run([executable, *argv[1:]], capture_output=True, text=True, check=False)
     return done.returncode, done.stdout, done.stderr
 
@@ -72,13 +74,15 @@ class AzureCli:
     def echo(self, message: str) -> None:
         print(message, file=self.out, flush=True)
 
-    def run(self, *args: str, arm: bool = True, placeholder: str = "") -> str:
-        """Run ``az <args>`` and return its stdout (``placeholder`` in dry-run).
+    def run(self, command: str, *, arm: bool = True, placeholder: str = "", **values: str) -> str:
+        """Run ``az <command>`` and return its stdout (``placeholder`` in dry-run).
 
+        ``command`` is split on spaces first and its ``{name}`` fields filled from ``values``
+        afterwards, so a value may contain spaces (a JMESPath query) but never adds arguments.
         ``arm`` commands get ``--subscription`` when one was chosen; Microsoft Graph commands
         (``az ad ...``) do not take it.
         """
-        argv = ["az", *args]
+        argv = ["az", *(part.format(**values) for part in command.split())]
         if arm and self.subscription:
             argv += ["--subscription", self.subscription]
         self.echo(f"+ {shlex.join(argv)}")
@@ -89,9 +93,9 @@ class AzureCli:
             raise AzError(argv, code, stderr)
         return stdout.strip()
 
-    def run_json(self, *args: str, arm: bool = True, placeholder: Any = None) -> Any:
-        """Run a command with ``--output json`` and decode its stdout."""
-        text = self.run(*args, "--output", "json", arm=arm, placeholder="")
+    def run_json(self, command: str, *, placeholder: object = None, **values: str) -> Any:
+        """Run an ARM command with ``--output json`` and decode its stdout."""
+        text = self.run(f"{command} --output json", arm=True, placeholder="", **values)
         if self.dry_run:
             return placeholder
         return json.loads(text) if text else None
@@ -106,7 +110,7 @@ class AzureCli:
             raise AzError(argv, code, stderr)
 
     def until_rbac_allows(self, call: Callable[[], Any]) -> Any:
-        """Retry ``call`` while Key Vault answers 403 because a new role assignment has not propagated."""
+        """Retry ``call`` while Key Vault answers 403: role assignments take minutes to apply."""
         deadline = time.monotonic() + RBAC_PROPAGATION_TIMEOUT
         while True:
             try:
@@ -114,38 +118,45 @@ class AzureCli:
             except AzError as exc:
                 if "Forbidden" not in exc.stderr or time.monotonic() > deadline:
                     raise
-                self.echo("  (Key Vault still denies access: waiting for the role assignment to propagate)")
+                self.echo(
+                    "  (Key Vault still denies access: waiting for the role assignment to apply)"
+                )
                 self._sleep(15)
 
     # --- secrets ------------------------------------------------------------------------------
 
     def set_secret(self, vault: str, name: str, value: str, *, role: str) -> None:
-        """Store ``value`` as secret ``name``; the value travels in a private temp file, never in argv.
+        """Store ``value`` as secret ``name``, passed in a private temp file, never in argv.
 
         ``role`` is kept as the secret's ``role`` tag (primary, pending, disabled) so a rotation can
         tell a real pending token from the unrevealed filler of an idle secondary slot.
         """
-
-        def store(path: str) -> None:
-            self.until_rbac_allows(lambda: self.run(
-                "keyvault", "secret", "set", "--vault-name", vault, "--name", name,
-                "--file", path, "--encoding", "utf-8", "--tags", f"role={role}", "--output", "none"))
-
+        command = (
+            "keyvault secret set --vault-name {vault} --name {name} --file {path}"
+            " --encoding utf-8 --tags role={role} --output none"
+        )
         if self.dry_run:
-            store("<temp file holding the value>")
+            self.run(command, vault=vault, name=name, path="<temp file>", role=role)
             return
         fd, path = tempfile.mkstemp(prefix="scim-secret-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp: mode 0600, owner only
                 handle.write(value)
-            store(path)
+            self.until_rbac_allows(
+                lambda: self.run(command, vault=vault, name=name, path=path, role=role)
+            )
         finally:
             Path(path).unlink(missing_ok=True)
 
     def get_secret(self, vault: str, name: str) -> tuple[str, str]:
         """Return (value, role tag) of a secret. The output is captured, never echoed."""
-        found = self.until_rbac_allows(lambda: self.run_json(
-            "keyvault", "secret", "show", "--vault-name", vault, "--name", name,
-            "--query", "{value: value, role: tags.role}",
-            placeholder={"value": GENERATED, "role": "pending"}))
+        found = self.until_rbac_allows(
+            lambda: self.run_json(
+                "keyvault secret show --vault-name {vault} --name {name} --query {query}",
+                vault=vault,
+                name=name,
+                query="{value: value, role: tags.role}",
+                placeholder={"value": GENERATED, "role": "pending"},
+            )
+        )
         return found["value"], found.get("role") or ""

@@ -1,15 +1,17 @@
 """Deploy and operate one customer's SCIM instance.
 
-    python -m infra.deploy deploy CUSTOMER --location REGION --tenant-id GUID [--subscription ID] [--dry-run]
+    python -m infra.deploy deploy CUSTOMER --location REGION --tenant-id GUID
+        [--subscription ID] [--dry-run]
     python -m infra.deploy rotate-token CUSTOMER --stage add|retire [--dry-run]
     python -m infra.deploy graph-permissions CUSTOMER [--group-members] [--dry-run]
     python -m infra.deploy teardown CUSTOMER [--yes] [--dry-run]
     python -m infra.deploy ensure-token CUSTOMER [--resource-group RG]   (azd postprovision hook)
 
 Each customer has ``infra/customers/CUSTOMER.bicepparam`` and its own resource group
-(``rg-scim-CUSTOMER`` unless ``--resource-group`` says otherwise). ``--dry-run`` prints every command
-without running any. The SCIM token is generated here, written to Key Vault through a private temp
-file, and shown once at the end; it never appears in a command line, a log or a deployment.
+(``rg-scim-CUSTOMER`` unless ``--resource-group`` says otherwise). ``--dry-run`` prints every
+command without running any. The SCIM token is generated here, written to Key Vault through a
+private temp file, and shown once at the end; it never appears in a command line, a log or a
+deployment.
 See docs/deploy.md.
 """
 
@@ -61,8 +63,13 @@ class Instance:
 
     @classmethod
     def placeholder(cls, resource_group: str) -> Instance:
-        return cls(resource_group, "<functionAppName>", "<keyVaultName>", "<managedIdentityName>",
-                   "<scimTenantUrl>")
+        return cls(
+            resource_group,
+            "<functionAppName>",
+            "<keyVaultName>",
+            "<managedIdentityName>",
+            "<scimTenantUrl>",
+        )
 
     @classmethod
     def from_outputs(cls, resource_group: str, outputs: dict[str, dict[str, str]]) -> Instance:
@@ -81,25 +88,39 @@ def resource_group_for(args: argparse.Namespace) -> str:
 
 def find_instance(az: AzureCli, resource_group: str) -> Instance:
     """Find the instance's resources by type, so instances deployed by azd are found too."""
-    resources = az.run_json("resource", "list", "--resource-group", resource_group,
-                            "--query", "[].{name: name, type: type}", placeholder=[])
+    resources = az.run_json(
+        "resource list --resource-group {rg} --query {query}",
+        rg=resource_group,
+        query="[].{name: name, type: type}",
+        placeholder=[],
+    )
 
     def one(resource_type: str, placeholder: str) -> str:
         if az.dry_run:
             return placeholder
-        names = [r["name"] for r in resources if r["type"].lower() == resource_type.lower()]
+        names: list[str] = [
+            r["name"] for r in resources if r["type"].lower() == resource_type.lower()
+        ]
         if len(names) != 1:
-            raise SystemExit(f"Expected one {resource_type} in {resource_group}, found {len(names)}.")
+            raise SystemExit(
+                f"Expected one {resource_type} in {resource_group}, found {len(names)}."
+            )
         return names[0]
 
     function_app = one("Microsoft.Web/sites", "<functionAppName>")
-    host = az.run("functionapp", "show", "--resource-group", resource_group, "--name", function_app,
-                  "--query", "defaultHostName", "--output", "tsv", placeholder="<defaultHostName>")
+    host = az.run(
+        "functionapp show --resource-group {rg} --name {app} --query defaultHostName --output tsv",
+        rg=resource_group,
+        app=function_app,
+        placeholder="<defaultHostName>",
+    )
     return Instance(
         resource_group=resource_group,
         function_app=function_app,
         key_vault=one("Microsoft.KeyVault/vaults", "<keyVaultName>"),
-        managed_identity=one("Microsoft.ManagedIdentity/userAssignedIdentities", "<managedIdentityName>"),
+        managed_identity=one(
+            "Microsoft.ManagedIdentity/userAssignedIdentities", "<managedIdentityName>"
+        ),
         tenant_url=f"https://{host}/scim/v2",
     )
 
@@ -109,30 +130,38 @@ def find_instance(az: AzureCli, resource_group: str) -> Instance:
 
 def restart(az: AzureCli, instance: Instance) -> None:
     """Restart so the app re-reads its (versionless) Key Vault references at once."""
-    az.run("functionapp", "restart", "--resource-group", instance.resource_group, "--name", instance.function_app)
+    az.run(
+        "functionapp restart --resource-group {rg} --name {app}",
+        rg=instance.resource_group,
+        app=instance.function_app,
+    )
 
 
-def ensure_tokens(az: AzureCli, instance: Instance) -> str | None:
-    """Create the token secrets that do not exist yet; return a newly generated primary token.
+def ensure_tokens(az: AzureCli, instance: Instance) -> tuple[str | None, bool]:
+    """Create the token secrets that do not exist yet.
+
+    Returns the newly generated primary token (``None`` if one existed) and whether anything was
+    written, in which case the caller restarts the app.
 
     An existing primary token is kept, so re-running a deploy never breaks a working Entra
     connection. The secondary slot must always hold a secret too: an app setting whose Key Vault
     reference cannot be resolved keeps the literal ``@Microsoft.KeyVault(...)`` text, which would
     then be an accepted, guessable token. An idle secondary slot holds a random value nobody sees.
     """
-    names = az.until_rbac_allows(lambda: az.run_json(
-        "keyvault", "secret", "list", "--vault-name", instance.key_vault, "--query", "[].name",
-        placeholder=[],
-    ))
+    names = az.until_rbac_allows(
+        lambda: az.run_json(
+            "keyvault secret list --vault-name {vault} --query [].name",
+            vault=instance.key_vault,
+            placeholder=[],
+        )
+    )
     token = None
     if PRIMARY_SECRET not in names:
         token = new_token(az)
         az.set_secret(instance.key_vault, PRIMARY_SECRET, token, role="primary")
     if SECONDARY_SECRET not in names:
         az.set_secret(instance.key_vault, SECONDARY_SECRET, new_token(az), role="disabled")
-    if token is not None or SECONDARY_SECRET not in names:
-        restart(az, instance)
-    return token
+    return token, token is not None or SECONDARY_SECRET not in names
 
 
 def show_credentials(az: AzureCli, tenant_url: str, token: str | None) -> None:
@@ -140,10 +169,14 @@ def show_credentials(az: AzureCli, tenant_url: str, token: str | None) -> None:
     az.echo("Paste into Entra (Enterprise app > Provisioning > Admin Credentials):")
     az.echo(f"  Tenant URL:   {tenant_url}")
     if token is None:
-        az.echo("  Secret Token: unchanged (the existing token was kept; rotate-token issues a new one)")
+        az.echo(
+            "  Secret Token: unchanged (the existing token was kept; rotate-token issues a new one)"
+        )
     else:
         az.echo(f"  Secret Token: {token}")
-        az.echo("  The token is shown this once. It is stored in Key Vault; do not keep other copies.")
+        az.echo(
+            "  The token is shown this once. It is stored in Key Vault; do not keep other copies."
+        )
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -152,36 +185,62 @@ def show_credentials(az: AzureCli, tenant_url: str, token: str | None) -> None:
 def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
     params = CUSTOMERS / f"{args.customer}.bicepparam"
     if not params.is_file():
-        raise SystemExit(f"{params} does not exist: copy infra/customers/contoso.bicepparam and adjust it.")
+        raise SystemExit(
+            f"{params} does not exist: copy infra/customers/contoso.bicepparam and adjust it."
+        )
     resource_group = resource_group_for(args)
 
-    signed_in_tenant = az.run("account", "show", "--query", "tenantId", "--output", "tsv",
-                              placeholder=args.tenant_id)
-    if signed_in_tenant.lower() != args.tenant_id.lower():
-        raise SystemExit(f"The Azure CLI is signed in to tenant {signed_in_tenant}, not {args.tenant_id}: "
-                         f"run 'az login --tenant {args.tenant_id}'. The instance's managed identity can "
-                         "only read Graph in the tenant of its subscription.")
-    deployer = args.deployer_object_id or az.run(
-        "ad", "signed-in-user", "show", "--query", "id", "--output", "tsv", arm=False,
-        placeholder="<signed-in-user-object-id>")
-
-    az.run("group", "create", "--name", resource_group, "--location", args.location,
-           "--tags", f"scim-customer={args.customer}", "--output", "none")
-    outputs = az.run_json(
-        "deployment", "group", "create", "--resource-group", resource_group, "--name", MAIN_DEPLOYMENT,
-        "--template-file", str(MAIN_TEMPLATE), "--parameters", str(params),
-        "--parameters", f"entraTenantId={args.tenant_id}", f"deployerPrincipalId={deployer}",
-        f"deployerPrincipalType={args.deployer_type}",
-        "--query", "properties.outputs",
+    signed_in_tenant = az.run(
+        "account show --query tenantId --output tsv", placeholder=args.tenant_id
     )
-    instance = (Instance.placeholder(resource_group) if az.dry_run
-                else Instance.from_outputs(resource_group, outputs))
+    if signed_in_tenant.lower() != args.tenant_id.lower():
+        raise SystemExit(
+            f"The Azure CLI is signed in to tenant {signed_in_tenant}, not {args.tenant_id}: "
+            f"run 'az login --tenant {args.tenant_id}'. The instance's managed identity can "
+            "only read Graph in the tenant of its subscription."
+        )
+    deployer = args.deployer_object_id or az.run(
+        "ad signed-in-user show --query id --output tsv",
+        arm=False,
+        placeholder="<signed-in-user-object-id>",
+    )
 
-    token = ensure_tokens(az, instance)
+    az.run(
+        "group create --name {rg} --location {location} --tags scim-customer={customer}"
+        " --output none",
+        rg=resource_group,
+        location=args.location,
+        customer=args.customer,
+    )
+    outputs = az.run_json(
+        "deployment group create --resource-group {rg} --name {deployment}"
+        " --template-file {template} --parameters {params}"
+        " --parameters entraTenantId={tenant} deployerPrincipalId={deployer}"
+        " deployerPrincipalType={deployer_type} --query properties.outputs",
+        rg=resource_group,
+        deployment=MAIN_DEPLOYMENT,
+        template=str(MAIN_TEMPLATE),
+        params=str(params),
+        tenant=args.tenant_id,
+        deployer=deployer,
+        deployer_type=args.deployer_type,
+    )
+    instance = (
+        Instance.placeholder(resource_group)
+        if az.dry_run
+        else Instance.from_outputs(resource_group, outputs)
+    )
+
+    token, created = ensure_tokens(az, instance)
+    if created:
+        restart(az, instance)
     try:
         publish(az, args.customer, instance)
         if az.dry_run:
-            az.echo(f'(then: Test Connection probe GET {instance.tenant_url}/Users?filter=userName eq "<random guid>")')
+            az.echo(
+                f"(then: Test Connection probe GET {instance.tenant_url}/Users"
+                '?filter=userName eq "<random guid>")'
+            )
         elif not args.skip_smoke_test:
             probe_token = token or az.get_secret(instance.key_vault, PRIMARY_SECRET)[0]
             az.echo(f"Smoke test (Entra's Test Connection) against {instance.tenant_url} ...")
@@ -191,9 +250,11 @@ def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
         # Shown even when publishing or the smoke test failed: the token is already in Key Vault.
         show_credentials(az, instance.tenant_url, token)
     az.echo("")
-    az.echo(f"Next: an Entra Privileged Role Administrator runs "
-            f"'python -m infra.deploy graph-permissions {args.customer}' (Graph enrichment), "
-            "then follow docs/entra-setup.md.")
+    az.echo(
+        f"Next: an Entra Privileged Role Administrator runs "
+        f"'python -m infra.deploy graph-permissions {args.customer}' (Graph enrichment), "
+        "then follow docs/entra-setup.md."
+    )
 
 
 def publish(az: AzureCli, customer: str, instance: Instance) -> None:
@@ -201,13 +262,22 @@ def publish(az: AzureCli, customer: str, instance: Instance) -> None:
     with tempfile.TemporaryDirectory(prefix=f"scim-{customer}-") as build_dir:
         build_path = Path("<build dir>") if az.dry_run else Path(build_dir)
         archive = package.build(az, ROOT, build_path, f"scim-{customer}")
-        az.run("functionapp", "deployment", "source", "config-zip", "--resource-group", instance.resource_group,
-               "--name", instance.function_app, "--src", str(archive), "--output", "none")
+        az.run(
+            "functionapp deployment source config-zip --resource-group {rg} --name {app}"
+            " --src {zip} --output none",
+            rg=instance.resource_group,
+            app=instance.function_app,
+            zip=str(archive),
+        )
 
 
 def cmd_ensure_token(az: AzureCli, args: argparse.Namespace) -> None:
+    """Create missing token secrets, then restart so the app re-resolves its Key Vault references
+    (also the fix when a reference failed because a role assignment was not yet in effect)."""
     instance = find_instance(az, resource_group_for(args))
-    show_credentials(az, instance.tenant_url, ensure_tokens(az, instance))
+    token, _ = ensure_tokens(az, instance)
+    restart(az, instance)
+    show_credentials(az, instance.tenant_url, token)
 
 
 def cmd_rotate_token(az: AzureCli, args: argparse.Namespace) -> None:
@@ -217,7 +287,9 @@ def cmd_rotate_token(az: AzureCli, args: argparse.Namespace) -> None:
         az.set_secret(instance.key_vault, SECONDARY_SECRET, token, role="pending")
         restart(az, instance)
         az.echo("")
-        az.echo("Both the old and the new token are accepted now. In Entra, paste the new Secret Token,")
+        az.echo(
+            "Both the old and the new token are accepted now. In Entra, paste the new Secret Token,"
+        )
         az.echo("click Test Connection and Save; then run this command again with --stage retire.")
         az.echo(f"  New Secret Token: {token}")
         az.echo("  The token is shown this once.")
@@ -234,26 +306,37 @@ def cmd_rotate_token(az: AzureCli, args: argparse.Namespace) -> None:
 
 def cmd_graph_permissions(az: AzureCli, args: argparse.Namespace) -> None:
     instance = find_instance(az, resource_group_for(args))
-    az.echo("Needs an Entra Privileged Role Administrator (app role assignments on Microsoft Graph).")
-    az.run("deployment", "group", "create", "--resource-group", instance.resource_group,
-           "--name", GRAPH_DEPLOYMENT, "--template-file", str(GRAPH_TEMPLATE),
-           "--parameters", f"managedIdentityName={instance.managed_identity}",
-           f"grantGroupMemberReadAll={'true' if args.group_members else 'false'}",
-           "--output", "none")
+    az.echo(
+        "Needs an Entra Privileged Role Administrator (app role assignments on Microsoft Graph)."
+    )
+    az.run(
+        "deployment group create --resource-group {rg} --name {deployment}"
+        " --template-file {template} --parameters managedIdentityName={identity}"
+        " grantGroupMemberReadAll={group_members} --output none",
+        rg=instance.resource_group,
+        deployment=GRAPH_DEPLOYMENT,
+        template=str(GRAPH_TEMPLATE),
+        identity=instance.managed_identity,
+        group_members="true" if args.group_members else "false",
+    )
 
 
 def cmd_teardown(az: AzureCli, args: argparse.Namespace) -> None:
     resource_group = resource_group_for(args)
     if not (args.yes or az.dry_run):
-        answer = input(f"This deletes resource group {resource_group} and all SCIM data of "
-                       f"'{args.customer}'. Type the customer name to confirm: ")
+        answer = input(
+            f"This deletes resource group {resource_group} and all SCIM data of "
+            f"'{args.customer}'. Type the customer name to confirm: "
+        )
         if answer.strip() != args.customer:
             raise SystemExit("Not confirmed; nothing deleted.")
     instance = find_instance(az, resource_group)
-    az.run("group", "delete", "--name", resource_group, "--yes")
+    az.run("group delete --name {rg} --yes", rg=resource_group)
     # The vault stays soft-deleted for 7 days and would block a redeploy under the same name.
-    az.run("keyvault", "purge", "--name", instance.key_vault)
-    az.echo(f"Deleted {resource_group}. Remove the enterprise app (or its provisioning) in Entra too.")
+    az.run("keyvault purge --name {vault}", vault=instance.key_vault)
+    az.echo(
+        f"Deleted {resource_group}. Remove the enterprise app (or its provisioning) in Entra too."
+    )
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -262,7 +345,8 @@ def cmd_teardown(az: AzureCli, args: argparse.Namespace) -> None:
 def _customer(value: str) -> str:
     if not CUSTOMER_NAME.match(value):
         raise argparse.ArgumentTypeError(
-            "2-20 lowercase letters, digits and inner hyphens (it becomes part of Azure resource names)")
+            "2-20 lowercase letters, digits and inner hyphens (it is part of Azure resource names)"
+        )
     return value
 
 
@@ -274,32 +358,52 @@ def _tenant_id(value: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m infra.deploy", description=__doc__.split("\n\n")[0])
+    root = argparse.ArgumentParser(
+        prog="python -m infra.deploy", description=__doc__.split("\n\n")[0]
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("customer", type=_customer, help="customer name (infra/customers/<customer>.bicepparam)")
+        sub.add_argument(
+            "customer", type=_customer, help="customer name (infra/customers/<customer>.bicepparam)"
+        )
         sub.add_argument("--resource-group", help="default: rg-scim-<customer>")
-        sub.add_argument("--subscription", help="Azure subscription (default: the az CLI's current one)")
+        sub.add_argument(
+            "--subscription", help="Azure subscription (default: the az CLI's current one)"
+        )
         sub.add_argument("--dry-run", action="store_true", help="print the commands, run none")
         return sub
 
     deploy = command("deploy", "Create or update the instance, publish the code, smoke-test it.")
-    deploy.add_argument("--location", required=True, help="Azure region with Flex Consumption, e.g. westeurope")
-    deploy.add_argument("--tenant-id", required=True, type=_tenant_id, help="the customer's Entra tenant id")
-    deploy.add_argument("--deployer-object-id",
-                        help="object id that gets Key Vault Secrets Officer (default: the signed-in user)")
-    deploy.add_argument("--deployer-type", choices=("User", "ServicePrincipal", "Group"), default="User")
+    deploy.add_argument(
+        "--location", required=True, help="Azure region with Flex Consumption, e.g. westeurope"
+    )
+    deploy.add_argument(
+        "--tenant-id", required=True, type=_tenant_id, help="the customer's Entra tenant id"
+    )
+    deploy.add_argument(
+        "--deployer-object-id",
+        help="object id that gets Key Vault Secrets Officer (default: the signed-in user)",
+    )
+    deploy.add_argument(
+        "--deployer-type", choices=("User", "ServicePrincipal", "Group"), default="User"
+    )
     deploy.add_argument("--skip-smoke-test", action="store_true")
     deploy.set_defaults(handler=cmd_deploy)
 
-    rotate = command("rotate-token", "Rotate the SCIM bearer token without downtime (add, then retire).")
+    rotate = command(
+        "rotate-token", "Rotate the SCIM bearer token without downtime (add, then retire)."
+    )
     rotate.add_argument("--stage", required=True, choices=("add", "retire"))
     rotate.set_defaults(handler=cmd_rotate_token)
 
-    graph = command("graph-permissions", "Grant the instance's identity Graph User.Read.All (admin only).")
-    graph.add_argument("--group-members", action="store_true", help="also grant GroupMember.Read.All")
+    graph = command(
+        "graph-permissions", "Grant the instance's identity Graph User.Read.All (admin only)."
+    )
+    graph.add_argument(
+        "--group-members", action="store_true", help="also grant GroupMember.Read.All"
+    )
     graph.set_defaults(handler=cmd_graph_permissions)
 
     teardown = command("teardown", "Delete the customer's resource group and purge its Key Vault.")
@@ -322,7 +426,10 @@ def main(argv: list[str] | None = None, az: AzureCli | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except smoke.SmokeTestFailed as exc:
-        print(f"error: smoke test failed: {exc}. See docs/entra-setup.md#troubleshooting.", file=sys.stderr)
+        print(
+            f"error: smoke test failed: {exc}. See docs/entra-setup.md#troubleshooting.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -100,7 +100,7 @@ param graphClientState string = ''
 
 // Names. Resource-group-scoped names are readable; globally unique ones get a stable suffix.
 var suffix = uniqueString(resourceGroup().id)
-var compactName = replace(customerName, '-', '')
+var compactName = toLower(replace(customerName, '-', ''))
 var tags = {
   'scim-customer': customerName
 }

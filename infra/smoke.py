@@ -21,7 +21,9 @@ class SmokeTestFailed(RuntimeError):
 
 
 def probe_url(tenant_url: str) -> str:
-    query = urllib.parse.urlencode({"filter": f'userName eq "{uuid.uuid4()}"'}, quote_via=urllib.parse.quote)
+    query = urllib.parse.urlencode(
+        {"filter": f'userName eq "{uuid.uuid4()}"'}, quote_via=urllib.parse.quote
+    )
     return f"{tenant_url.rstrip('/')}/Users?{query}"
 
 
@@ -57,7 +59,7 @@ def wait_until_ready(
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] = print,
 ) -> None:
-    """Probe until it passes: a fresh app needs a cold start and its Key Vault references resolved."""
+    """Probe until it passes: a fresh app needs a cold start and its Key Vault references."""
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -511,8 +511,10 @@ class _Scope:
             inner = _Scope(self.rtype, attr).compile(f.filter)
             return lambda d: any(inner(x) for x in get(d) if isinstance(x, dict))
         get, target = self.resolve(f.path, compare=True)
-        if f.value is None and f.op in ("eq", "ne"):  # RFC 7643 §2.5: null is unassigned
+        if f.value is None:  # RFC 7643 §2.5: null is unassigned; only eq/ne can test for it
             want = f.op == "ne"
+            if f.op not in ("eq", "ne"):
+                return _never
             return lambda d: any(map(_present, get(d))) == want
         test = _predicate(f, target) if target is not None else _never
         if f.op == "ne":

@@ -53,6 +53,7 @@ from scim_core.filter import (
     compile_filter,
     parse_path,
 )
+from scim_core.resource import read_members
 from scim_core.schema import Attribute, ResourceType
 from scim_core.store import Member, MemberChange
 from scim_core.values import (
@@ -99,7 +100,7 @@ def apply_patch(rtype: ResourceType, doc: dict[str, Any], body: Any) -> PatchRes
         try:
             patcher.apply(op, path, value)
         except ScimError as exc:
-            where = f"Operations[{index}] ({op} {path or '<no path>'})"
+            where = f"Operations[{index}] ({op} {(path or '<no path>')[:100]})"
             raise type(exc)(f"{where}: {exc.detail}") from exc
     new = patcher.finish()
     members = patcher.members.change()
@@ -205,7 +206,8 @@ class _Patcher:
         ext = self.rtype.extension(path)
         if ext is not None:  # the whole extension: its attributes, or all of them on remove
             if op == "remove":
-                self.container(ext.id).clear()
+                for attr in ext.attributes:
+                    self.apply_target(op, _Target(ext.id, attr), None)
             else:
                 self.apply_object(op, ext.id, value)
             return
@@ -238,7 +240,8 @@ class _Patcher:
         if urn is None and name.lower() == "schemas":
             return None
         if urn is not None and not self.rtype.knows_urn(urn):
-            raise InvalidPath(f"unknown schema URN {urn!r} in path {path!r}")
+            raise InvalidPath(f"unknown schema URN in {path!r}: {self.rtype.name} resources "
+                              f"have {', '.join(self.rtype.schema_urns())}")
         found = self.rtype.resolve(urn, name)
         if found is None and urn is None:
             # Entra: bare "manager" names the enterprise attribute (ENTRA.md "Manager").
@@ -304,11 +307,7 @@ class _Patcher:
             if op == "add":  # RFC 7644 §3.5.2.1: add appends; a value already there is kept
                 merged, start = _list(before), len(_list(before))
                 seen = {_identity(attr, el) for el in merged}
-                for el in items:
-                    if (key := _identity(attr, el)) not in seen:
-                        seen.add(key)
-                        merged.append(el)
-                items = merged
+                items = merged + [el for el in items if _identity(attr, el) not in seen]
             fresh = {i for i in range(start, len(items)) if is_primary(items[i])}
             return settle_primary(items, fresh)
         if attr.is_complex and isinstance(value, dict):
@@ -319,6 +318,8 @@ class _Patcher:
         items = _list(before)
         match = self.matcher(t)
         hits = [i for i, el in enumerate(items) if match(el)]
+        if not hits and value is None:
+            return before  # nothing to unassign
         if not hits:
             # Entra: create the value the filter describes (ENTRA.md, "Filtered paths into a
             # multi-valued item that does not exist yet"); RFC 7644 §3.5.2.3 says noTarget.
@@ -374,9 +375,10 @@ class _Patcher:
             return _without(before, sub.name)
         if attr.multi_valued and attr.is_complex and value is not None:
             # Entra legacy: remove with a value removes the listed values only (ENTRA.md).
-            drop = [merge_complex(attr, {}, v) if isinstance(v, dict) else v
-                    for v in (value if isinstance(value, list) else [value])]
-            return [el for el in before if not any(_selects(d, el) for d in drop)]
+            drop = [_identity(attr, merge_complex(attr, {}, v)) for v in _list(value)
+                    if isinstance(v, dict)]
+            return [el for el in before if not (isinstance(el, dict) and any(
+                d and d <= _identity(attr, el) for d in drop))]
         return None
 
     # --- group members ----------------------------------------------------------------------
@@ -389,30 +391,13 @@ class _Patcher:
                 raise InvalidPath("add/replace take path 'members' with a list of members")
             self.members.removed(_filter_ids(t.value_filter))
         elif op == "add":
-            self.members.added(_members(value))
+            self.members.added(read_members(value))
         elif op == "replace":  # Entra: "set exactly these"
-            self.members.replaced(_members(value))
+            self.members.replaced(read_members(value) if value is not None else ())
         elif value is None:
             self.members.replaced(())  # RFC 7644 §3.5.2.2: remove them all
         else:  # Entra legacy dialect: remove only the listed ids, never the whole group
-            self.members.removed(m.value for m in _members(value))
-
-
-def _members(value: Any) -> list[Member]:
-    items = value if isinstance(value, list) else [] if value is None else [value]
-    out: list[Member] = []
-    for item in items:
-        ident = item.get("value") if isinstance(item, dict) else None
-        if not isinstance(ident, str) or not ident:
-            raise InvalidValue(f"a member must be an object with a non-empty string 'value', "
-                               f"got {item!r:.60}")
-        kind = item.get("type") or "User"
-        if isinstance(kind, str):
-            kind = {"user": "User", "group": "Group"}.get(kind.lower(), kind)
-        if kind not in ("User", "Group"):
-            raise InvalidValue(f"a member's type must be 'User' or 'Group', got {kind!r:.40}")
-        out.append(Member(ident, kind))
-    return out
+            self.members.removed(m.value for m in read_members(value))
 
 
 def _filter_ids(f: Filter) -> list[str]:
@@ -461,28 +446,9 @@ def _without(el: Any, key: str) -> Any:
     return {k: v for k, v in el.items() if k != key} if isinstance(el, dict) else el
 
 
-def _selects(selector: Any, el: Any) -> bool:
-    if not isinstance(selector, dict) or not isinstance(el, dict):
-        return bool(selector == el)
-    return bool(selector) and all(_same(el.get(k), v) for k, v in selector.items())
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, str) and isinstance(b, str):
-        return a.casefold() == b.casefold()  # ids and types: case-insensitive is the safe side
-    return bool(a == b)
-
-
 def _described(attr: Attribute, f: Filter) -> dict[str, Any] | None:
     """The element a filter of ``eq`` comparisons joined by ``and`` describes, or None."""
-    terms: list[Filter] = []
-    stack = [f]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, And):
-            stack += [node.right, node.left]
-        else:
-            terms.append(node)
+    terms = _conjuncts(f)
     out: dict[str, Any] = {}
     for term in terms:
         if not (isinstance(term, Compare) and term.op == "eq" and term.value is not None
@@ -494,6 +460,10 @@ def _described(attr: Attribute, f: Filter) -> dict[str, Any] | None:
         raw = term.raw if term.raw is not None and sub.type in _STRINGS else term.value
         out[sub.name] = coerce_values(sub, raw)
     return out
+
+
+def _conjuncts(f: Filter) -> list[Filter]:
+    return [*_conjuncts(f.left), *_conjuncts(f.right)] if isinstance(f, And) else [f]
 
 
 def _check_mutability(attr: Attribute, before: Any, after: Any) -> None:

@@ -126,15 +126,15 @@ def is_primary(el: Any) -> bool:
 
 
 def settle_primary(items: list[Any], marked: set[int]) -> list[Any]:
-    """RFC 7644 §3.5.2: the value at index ``marked`` (newly marked primary) unmarks the
-    others; more than one newly marked is invalid (RFC 7643 §2.4: at most one primary)."""
+    """RFC 7644 §3.5.2: the value at index ``marked`` (newly marked primary) sets "primary"
+    to false on the others; more than one newly marked is invalid (RFC 7643 §2.4)."""
     if len(marked) > 1:
         raise InvalidValue("more than one value marked primary (RFC 7643 §2.4)")
     if not marked:
         return items
     (keep,) = marked
-    return [{k: v for k, v in el.items() if k != "primary"} if i != keep and is_primary(el)
-            else el for i, el in enumerate(items)]
+    return [{**el, "primary": False} if i != keep and is_primary(el) else el
+            for i, el in enumerate(items)]
 
 
 def _complex(attr: Attribute, value: Any) -> Any:

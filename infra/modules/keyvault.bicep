@@ -39,9 +39,9 @@ var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_42: Purge protection is off on purpose: the vault only holds the regenerable SCIM token, and teardown purges the vault so a customer can be redeployed under the same names. Soft delete (7 days) stays on.
-  // checkov:skip=CKV_AZURE_110: Same reason as CKV_AZURE_42 (purge protection would block teardown + redeploy for the retention period).
+  // checkov:skip=CKV_AZURE_110: Purge protection would block teardown + redeploy of a customer under the same vault name for the retention period; the vault only holds the regenerable SCIM token.
   // checkov:skip=CKV_AZURE_109: The vault must accept the App Service Key Vault reference resolver and the consultant's az CLI, neither of which has a fixed network; access is Entra RBAC only.
-  // checkov:skip=CKV_AZURE_189: Same reason as CKV_AZURE_109 (public endpoint, RBAC-only data access).
+  // checkov:skip=CKV_AZURE_189: Public network access stays on for the App Service Key Vault reference resolver and the deployer's az CLI (no fixed networks); data access is Entra RBAC only.
   name: name
   location: location
   tags: tags

@@ -42,7 +42,7 @@ var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: Flex Consumption without VNet integration reaches its host storage, deployment container and tables over the public endpoint; a deny-by-default firewall would cut the app off. Access is Entra-only (shared keys disabled) and limited by role assignments.
-  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35.
+  // checkov:skip=CKV_AZURE_59: Public network access stays on because Flex Consumption without VNet integration reaches storage over the public endpoint; shared keys are off, so every request needs an Entra token with a role on this account.
   // checkov:skip=CKV_AZURE_206: Replication is the skuName parameter. The store is a copy of what Entra provisions and a full provisioning cycle rebuilds it, so LRS is the cost-conscious default; pick GRS/GZRS per customer in the .bicepparam.
   name: name
   location: location

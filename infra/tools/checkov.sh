@@ -5,7 +5,8 @@
 # app's, so it lives in <repo>/.venv-checkov, created on first use and reused afterwards. The venv
 # ignores itself for git (a '*' .gitignore inside it, as Python 3.13's venv does).
 #
-#   infra/tools/checkov.sh                 scan infra/ (extra arguments go to checkov, e.g. -o json)
+#   infra/tools/checkov.sh                 scan infra/, print failures only
+#   infra/tools/checkov.sh -o json         extra arguments replace that terse output (full report)
 #   infra/tools/checkov.sh --install-only  just create or update the venv
 #
 # graph-permissions.bicep is not scanned: checkov's pycep-parser cannot read the `extension`
@@ -38,6 +39,8 @@ if [ "${1:-}" = "--install-only" ]; then
 fi
 
 export CKV_SKIP_PACKAGE_UPDATE_CHECK=True BC_SKIP_MAPPING=TRUE
+if [ "$#" -eq 0 ]; then
+  set -- --quiet --compact
+fi
 exec "$VENV/bin/checkov" --framework bicep --skip-download \
-  --directory "$ROOT/infra" --skip-path 'graph-permissions\.bicep$' \
-  --quiet --compact "$@"
+  --directory "$ROOT/infra" --skip-path 'graph-permissions\.bicep$' "$@"

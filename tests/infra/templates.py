@@ -47,7 +47,9 @@ def code_without_comments(path: Path) -> str:
 
 
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {name: r for name, r in template.get("resources", {}).items() if r["type"] == resource_type}
+    return {
+        name: r for name, r in template.get("resources", {}).items() if r["type"] == resource_type
+    }
 
 
 def body(resource: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +84,7 @@ def resource_source(path: Path, symbol: str) -> str:
     start = re.search(rf"^resource {symbol}\b.*$", text, re.MULTILINE)
     assert start, f"resource {symbol} not found in {path}"
     end = text.index("\n}", start.end())
-    return text[start.start(): end + 2]
+    return text[start.start() : end + 2]
 
 
 @functools.cache

@@ -76,7 +76,7 @@ def test_no_unused_parameters_or_variables(path: Path) -> None:
 
 @pytest.mark.parametrize("module", sorted(parse(MAIN)["modules"]))
 def test_module_parameters_match_declarations(module: str) -> None:
-    """main.bicep passes every required parameter of each module and no undeclared one (BCP035/BCP037)."""
+    """main.bicep passes each module every required parameter and no undeclared one."""
     declaration = parse(MAIN)["modules"][module]
     declared = parse(MAIN.parent / declaration["detail"]["path"])["parameters"]
     passed = set(declaration["config"]["params"])
@@ -175,7 +175,9 @@ def test_application_insights_accepts_entra_auth_only() -> None:
         parse(INFRA / "modules" / "monitoring.bicep"), "Microsoft.Insights/components"
     ).values()
     assert body(component)["properties"]["DisableLocalAuth"] is True
-    auth = {s["name"]: s["value"] for s in app_settings()}["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+    auth = {s["name"]: s["value"] for s in app_settings()}[
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+    ]
     assert auth == "ClientId=${identityClientId};Authorization=AAD"
 
 
@@ -199,7 +201,7 @@ def test_main_outputs_what_the_deploy_tool_and_entra_need() -> None:
 
 
 def test_secret_names_agree_with_the_deploy_tool() -> None:
-    """One source of truth for the secret names: main.bicep's variables equal the tool's constants."""
+    """One source of truth for secret names: main.bicep's variables equal the tool's."""
     variables = parse(MAIN)["variables"]
     assert variables["primarySecretName"]["value"] == deploy.PRIMARY_SECRET
     assert variables["secondarySecretName"]["value"] == deploy.SECONDARY_SECRET
@@ -215,7 +217,7 @@ def test_graph_permissions_use_the_microsoft_graph_extension() -> None:
 
 
 def test_graph_permissions_grant_user_read_all_and_optionally_group_member_read_all() -> None:
-    """User.Read.All always; GroupMember.Read.All only behind a bool parameter defaulting to false."""
+    """User.Read.All always; GroupMember.Read.All only behind a bool parameter, default false."""
     template = parse(GRAPH_PERMISSIONS)
     assignments = resources_of_type(template, "Microsoft.Graph/appRoleAssignedTo")
     assert set(assignments) == {"userReadAll", "groupMemberReadAll"}

@@ -207,6 +207,7 @@ SEMANTICS = [
     ("ne-missing", "nickName ne \"x\"", True),
     ("eq-null-missing", "nickName eq null", True),
     ("ne-null-present", "title ne null", True),
+    ("co-null", 'title co null', False),
     ("pr-empty-string", "locale pr", False),
     ("pr-empty-list", "phoneNumbers pr", False),
     ("pr-complex", "name pr", True),

@@ -90,10 +90,10 @@ BJENSEN_ID = "2819c223-7f76-453a-919d-413861904646"
 
 
 def test_rfc_3_5_2_1_add_member() -> None:
-    """RFC 7644 §3.5.2.1: add a member to a group; display and $ref are not stored."""
+    """RFC 7644 §3.5.2.1: add a member to a group (read as resource.read_members does)."""
     r = patch(GROUP_DOC, op("add", "members", [{"display": "Babs Jensen", "value": BJENSEN_ID,
               "$ref": f"https://example.com/v2/Users/{BJENSEN_ID}"}]), rtype=GROUP)
-    assert r.members == MemberChange(add=(Member(BJENSEN_ID),))
+    assert r.members == MemberChange(add=(Member(BJENSEN_ID, "User", "Babs Jensen"),))
     assert r.doc == GROUP_DOC
     assert r.changed
 
@@ -200,6 +200,12 @@ PATH_FORMS = [
                  id="add-complex-merges"),
     pytest.param(op("add", "emails", {"value": "bob@contoso.com", "type": "work", "primary": True}),
                  {}, id="add-identical-value-once"),
+    pytest.param(op("add", "emails", {"value": "BOB@contoso.com", "type": "Work", "primary": True}),
+                 {}, id="add-same-value-caseExact-false"),
+    pytest.param(op("Remove", "emails", [{"value": "BOB@contoso.com"}]), {"emails": None},
+                 id="legacy-remove-with-value"),
+    pytest.param(op("Remove", "emails", [{"value": "other@contoso.com"}]), {},
+                 id="legacy-remove-with-other-value"),
     pytest.param(op("replace", "name", {"givenName": None}), {"name": {"familyName": "Smith"}},
                  id="replace-complex-null-sub-unassigns"),
     pytest.param(op("remove", "name.givenName"), {"name": {"familyName": "Smith"}},
@@ -210,6 +216,8 @@ PATH_FORMS = [
                  id="remove-multi[filter].sub"),
     pytest.param(op("remove", 'emails[type eq "home"]'), {}, id="remove-no-match-is-noop"),
     pytest.param(op("replace", "displayName", None), {}, id="replace-null-absent-is-noop"),
+    pytest.param(op("replace", 'emails[type eq "home"].value', None), {},
+                 id="replace-null-no-match-creates-nothing"),
     pytest.param(op("replace", "externalId", None), {"externalId": None}, id="replace-null"),
 ]
 
@@ -224,9 +232,9 @@ def test_path_forms(operation: dict[str, Any], changes: dict[str, Any]) -> None:
 
 
 def test_primary_unmarks_others() -> None:
-    """RFC 7644 §3.5.2: a value newly marked primary unmarks the others."""
+    """RFC 7644 §3.5.2: a value newly marked primary sets "primary" false on the others."""
     r = patch(BOB, op("add", "emails", [{"value": "new@c.org", "type": "home", "primary": "True"}]))
-    assert r.doc["emails"] == [{"value": "bob@contoso.com", "type": "work"},
+    assert r.doc["emails"] == [{"value": "bob@contoso.com", "type": "work", "primary": False},
                                {"value": "new@c.org", "type": "home", "primary": True}]
 
 
@@ -349,7 +357,7 @@ MEMBER_COMPOSITION = [
     pytest.param([op("Replace", "members", [])], MemberChange(replace_all=()), id="replace-empty"),
     pytest.param([op("replace", value={"displayName": "Sales", "members": [{"value": "a"}]})],
                  MemberChange(replace_all=(Member("a"),)), id="path-less-members"),
-    pytest.param([op("add", "members", [{"value": "g2", "type": "group"}])],
+    pytest.param([op("add", "members", [{"value": "g2", "type": "Group"}])],
                  MemberChange(add=(Member("g2", "Group"),)), id="member-type-group"),
     pytest.param([op("remove", 'members[value eq "a"].display')], MemberChange(),
                  id="read-only-sub-ignored"),
@@ -458,6 +466,8 @@ def test_immutable_attribute() -> None:
         patch(r.doc, op("replace", f"{TEST_EXT}:serial", "S2"))
     with pytest.raises(Mutability, match="issuer"):
         patch(r.doc, op("replace", f"{TEST_EXT}:badgeHolder.issuer", "J"))
+    with pytest.raises(Mutability, match="serial"):
+        patch(r.doc, op("remove", TEST_EXT))
 
 
 def test_no_change_reports_unchanged() -> None:
