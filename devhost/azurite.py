@@ -74,22 +74,12 @@ class Azurite:
     """A running Azurite Table service (a context manager; ``start()``/``stop()`` also work)."""
 
     def __init__(
-        self,
-        root: Path,
-        location: Path,
-        port: int = 0,
-        debug_log: Path | None = None,
-        *,
-        in_memory: bool = False,
+        self, root: Path, location: Path, port: int = 0, debug_log: Path | None = None
     ) -> None:
-        """``in_memory``: keep the data in memory only (``location`` then holds just the log).
-        Azurite's disk persistence rewrites its whole database file as it grows, which makes
-        seeding 100k users crawl: benchmarks want this."""
         self.root = root
         self.location = location
         self.port = port
         self.debug_log = debug_log
-        self.in_memory = in_memory
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = location / "azurite-table.out"
 
@@ -130,7 +120,8 @@ class Azurite:
             HOST,
             "--tablePort",
             str(self.port),
-            *(["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.location)]),
+            "--location",
+            str(self.location),
             "--disableTelemetry",
             "--skipApiVersionCheck",  # the Python SDK may be newer than the emulator
             "--loose",

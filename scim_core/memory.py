@@ -142,9 +142,10 @@ class MemoryStore:
         return count
 
     # --- membership ---------------------------------------------------------------------------
-    def list_members(self, group_id: str) -> list[Member]:
+    def list_members(self, group_id: str, limit: int | None = None) -> list[Member]:
         with self._lock:
-            return sorted(self._members.get(group_id, {}).values(), key=lambda m: m.value)
+            members = sorted(self._members.get(group_id, {}).values(), key=lambda m: m.value)
+        return members if limit is None else members[: limit + 1]
 
     def has_member(self, group_id: str, member_id: str) -> bool:
         with self._lock:

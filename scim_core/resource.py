@@ -128,6 +128,8 @@ def read_members(value: Any) -> list[Member]:
         if mtype not in ("User", "Group"):
             raise InvalidValue(f"member type must be 'User' or 'Group', got {mtype!r}")
         display = item.get("display")
+        if len(item["value"]) > 128 or (isinstance(display, str) and len(display) > MAX_STRING):
+            raise InvalidValue("a member's value or display is longer than allowed")
         out[item["value"]] = Member(item["value"], mtype, display if isinstance(display, str) else None)
     return list(out.values())
 

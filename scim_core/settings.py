@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Entra's own provisioning-service audience ("blank Secret Token" mode). Same for every app.
 ENTRA_PROVISIONING_AUDIENCE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
+#: What an app setting holds when App Service could not resolve its Key Vault reference.
+UNRESOLVED_KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 
 
 class Settings(BaseModel):
@@ -70,5 +72,9 @@ class Settings(BaseModel):
         return sorted(f.alias for f in cls.model_fields.values() if f.alias)
 
     def bearer_tokens(self) -> list[str]:
-        """The accepted static tokens (primary first)."""
-        return [t for t in (self.bearer_token, self.bearer_token_secondary) if t]
+        """The accepted static tokens (primary first).
+
+        A value still reading ``@Microsoft.KeyVault(...)`` is a Key Vault reference the platform
+        failed to resolve: its text is guessable, so it is never a token (fail closed)."""
+        return [t for t in (self.bearer_token, self.bearer_token_secondary)
+                if t and not t.startswith(UNRESOLVED_KEY_VAULT_REFERENCE)]

@@ -111,8 +111,10 @@ class Store(Protocol):
         ...
 
     # --- membership ---------------------------------------------------------------------------
-    def list_members(self, group_id: str) -> list[Member]:
-        """Members of a group: one range query (paged by the store)."""
+    def list_members(self, group_id: str, limit: int | None = None) -> list[Member]:
+        """Members of a group: one range query (paged by the store). With ``limit``, at most
+        ``limit + 1`` members from a single request, so the caller can tell whether the group
+        has more than ``limit`` without reading it all."""
         ...
 
     def has_member(self, group_id: str, member_id: str) -> bool:

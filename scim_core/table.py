@@ -253,9 +253,14 @@ class TableStore:
         return count
 
     # --- membership ---------------------------------------------------------------------------
-    def list_members(self, group_id: str) -> list[Member]:
+    def list_members(self, group_id: str, limit: int | None = None) -> list[Member]:
         with _translated(f"members of Group {group_id}"):
-            rows = _range(self._tables["groups"], "Group", f"m|{encode_key(group_id)}|", None)
+            prefix = f"m|{encode_key(group_id)}|"
+            if limit is None:
+                rows: Iterable[TableEntity] = _range(self._tables["groups"], "Group", prefix, None)
+            else:
+                # One request: the first page only, sized to tell "more than limit" apart.
+                rows = _first_page(self._tables["groups"], "Group", prefix, limit + 1)
             return [Member(row["member"], row["type"], row.get("display")) for row in rows]
 
     def has_member(self, group_id: str, member_id: str) -> bool:
@@ -393,6 +398,16 @@ def _range(
     query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
     params = {"pk": pk, "lo": prefix, "hi": prefix[:-1] + "}"}
     return iter(table.query_entities(query, parameters=params, select=select))
+
+
+def _first_page(table: TableClient, pk: str, prefix: str, size: int) -> list[TableEntity]:
+    """At most ``size`` rows of a RowKey prefix, in one request (a page holds up to 1,000)."""
+    query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+    params = {"pk": pk, "lo": prefix, "hi": prefix[:-1] + "}"}
+    pages = table.query_entities(
+        query, parameters=params, results_per_page=min(size, 1000)
+    ).by_page()
+    return list(next(pages, []))[:size]
 
 
 def _load_batches(rtype: str, items: Iterable[tuple[Doc, Keys]]) -> Iterator[tuple[list[Op], int]]:
@@ -544,9 +559,16 @@ def _translate(
         return Conflict(f"{what} already exists")
     if status == 412:
         return PreconditionFailed(f"{what} was modified since it was read")
-    if status == 413:
-        return PayloadTooLarge(f"{what} is too large for storage")
+    if status == 413 or code in _TOO_LARGE:
+        return PayloadTooLarge(f"{what} is too large for storage ({code or status})")
     return None
+
+
+#: Storage 400s that mean "a value or entity over a Table limit": the client's data, not a bug.
+_TOO_LARGE = frozenset(
+    {"PropertyValueTooLarge", "EntityTooLarge", "RequestBodyTooLarge", "TooManyProperties",
+     "KeyValueTooLarge"}
+)
 
 
 def _retry_after(exc: HttpResponseError) -> int:

@@ -95,8 +95,8 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
-// App settings: exactly the settings scim_core/settings.py reads (Settings.setting_names()) plus the Functions
-// platform's own; tests/infra/test_app_settings.py keeps the three lists in step.
+// App settings: exactly the settings scim_core/settings.py reads (Settings.setting_names()) plus
+// the Functions platform's own; tests/infra/test_app_settings.py keeps the three lists in step.
 // Left out on purpose, because Azure authenticates with the managed identity instead:
 //   TABLES_CONNECTION_STRING  - Azurite / local development only (shared keys are disabled here).
 //   GRAPH_CLIENT_ID           - client-credentials Graph auth for running the sync outside Azure;

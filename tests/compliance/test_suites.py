@@ -46,4 +46,6 @@ def test_scim_sanity_probe_passes(host: tuple[LocalHost, str]) -> None:
                     "--token", token, "--i-accept-side-effects"])
     assert rc == 0 and "All tests passed" in out, out
     assert "[FAIL]" not in out and "[ERROR]" not in out, out
-    assert re.search(r"\b(2\d|[3-9]\d) passed, 0 failed", out), out
+    passed = re.search(r"\b(\d+) passed\b", out)
+    assert passed and int(passed.group(1)) >= 25, out  # all User and Group phases ran
+    assert not re.search(r"\b[1-9]\d* failed\b", out), out

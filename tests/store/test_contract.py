@@ -144,7 +144,9 @@ def test_replace_changes_the_document_and_the_etag(store: Store) -> None:
     first = store.create("User", doc, keys)
     second = store.replace("User", {**doc, "title": "CEO"}, keys, first.etag)
     assert second.etag != first.etag
-    assert store.get("User", doc["id"]).doc["title"] == "CEO"
+    assert store.get("User", doc["id"]).etag == second.etag
+    third = store.replace("User", {**doc, "title": "CTO"}, keys, second.etag)
+    assert store.get("User", doc["id"]) == third
 
 
 def test_replace_with_a_stale_etag_is_precondition_failed(store: Store) -> None:

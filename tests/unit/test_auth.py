@@ -229,13 +229,16 @@ def test_nothing_configured_rejects_everything(header: str | None) -> None:
 
 @pytest.mark.parametrize(
     "claims",
-    [{}, {"exp": int(time.time()) - 30}, {"aud": ["other", AUDIENCE]}, {"nbf": None}],
+    # "exp" given as seconds relative to now, resolved when the test runs (not at collection).
+    [{}, {"exp": -30}, {"aud": ["other", AUDIENCE]}, {"nbf": None}],
     ids=["valid", "expired-within-leeway", "audience-list", "no-nbf"],
 )
 def test_client_credentials_jwt_accepted(
     oauth: Authenticator, keys: Keys, claims: dict[str, Any]
 ) -> None:
     """A JWT from the admin's token endpoint: issuer, audience, JWKS signature, expiry check out."""
+    if "exp" in claims:
+        claims = {**claims, "exp": int(time.time()) + claims["exp"]}
     principal = oauth.authenticate(f"Bearer {make_jwt(keys.signing, **claims)}")
     assert principal.kind == "jwt"
     assert (principal.subject, principal.client_id, principal.issuer) == (
