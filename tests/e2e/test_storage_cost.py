@@ -1,0 +1,92 @@
+"""Storage requests per operation through the HTTP host, counted at the Table client's
+transport (TableStore.request_count): every Entra query is a point read, creates are one
+transaction, and member changes cost the same whatever the group's size (DESIGN.md "Storage
+design"). Also: concurrent creates of one userName give exactly one 201."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+import function_app
+from scim_core.table import TableStore
+from tests.e2e.test_entra_conversation import GROUP, PATCH, entra_user
+from tests.scimclient import Client, unique
+
+
+@pytest.fixture
+def store(scim: Client) -> TableStore:
+    scim.get("/ServiceProviderConfig")  # the app builds its store on first use
+    built = function_app.service().store
+    assert isinstance(built, TableStore)
+    return built
+
+
+def cost(store: TableStore, action: Any) -> tuple[int, Any]:
+    before = store.request_count
+    result = action()
+    return store.request_count - before, result
+
+
+def test_user_operations_are_point_reads(scim: Client, store: TableStore) -> None:
+    name, ext = unique("cost") + "@x.com", unique("ext")
+    n, resp = cost(store, lambda: scim.post("/Users", entra_user(name, ext)))
+    assert resp.status_code == 201 and n == 1, "create = one entity-group transaction"
+    uid = resp.json()["id"]
+    n, resp = cost(store, lambda: scim.get(f"/Users/{uid}"))
+    assert resp.status_code == 200 and n == 1
+    n, resp = cost(store, lambda: scim.get("/Users", params={"filter": f'userName eq "{name}"'}))
+    assert resp.json()["totalResults"] == 1 and n <= 2
+    n, resp = cost(store, lambda: scim.get("/Users", params={"filter": f'externalId eq "{ext}"'}))
+    assert resp.json()["totalResults"] == 1 and n <= 2
+    body = {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active",
+                                                "value": "False"}]}
+    n, resp = cost(store, lambda: scim.patch(f"/Users/{uid}", body))
+    assert resp.status_code == 200 and n <= 2
+
+
+@pytest.mark.parametrize("size", [10, 300])
+def test_adding_a_member_costs_the_same_at_any_group_size(scim: Client, store: TableStore,
+                                                          size: int) -> None:
+    """The group's size never enters the cost: get + one transaction + one bounded read of
+    the member page for the 200 response."""
+    gid = scim.post("/Groups", {"schemas": [GROUP], "displayName": unique("big")}).json()["id"]
+    members = [{"value": f"00000000-0000-4000-8000-{i:012d}"} for i in range(size)]
+    for start in range(0, size, 100):
+        add = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members",
+                                                   "value": members[start:start + 100]}]}
+        assert scim.patch(f"/Groups/{gid}", add).status_code == 200
+    uid = scim.post("/Users", entra_user(unique("m") + "@x.com", unique("e"))).json()["id"]
+    add = {"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members",
+                                               "value": [{"value": uid}]}]}
+    n, resp = cost(store, lambda: scim.patch(f"/Groups/{gid}", add))
+    assert resp.status_code == 200 and n == 3
+    check = f'id eq "{gid}" and members eq "{uid}"'
+    n, resp = cost(store, lambda: scim.get("/Groups", params={"filter": check,
+                                                              "attributes": "id"}))
+    assert resp.json()["totalResults"] == 1 and n == 2
+    n, resp = cost(store, lambda: scim.get(f"/Groups/{gid}",
+                                           params={"excludedAttributes": "members"}))
+    assert resp.status_code == 200 and "members" not in resp.json() and n == 1
+
+
+def test_concurrent_creates_of_one_user_name(scim: Client) -> None:
+    """Twenty concurrent creates of one userName (in different cases): exactly one 201, the
+    rest 409 uniqueness; afterwards exactly one user has the name."""
+    name = unique("race") + "@contoso.com"
+
+    def create(i: int) -> int:
+        body = entra_user(name.upper() if i % 2 else name, unique("e"))
+        resp = requests.post(f"{scim.base}/Users", json=body, timeout=60,
+                             headers={"Authorization": f"Bearer {scim.token}",
+                                      "Content-Type": "application/scim+json"})
+        return resp.status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = sorted(pool.map(create, range(20)))
+    assert statuses == [201] + [409] * 19
+    found = scim.get("/Users", params={"filter": f'userName eq "{name}"'}).json()
+    assert found["totalResults"] == 1
