@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from scim_core.errors import NotFound
-from scim_core.filter import And, AttrPath, Compare, Filter, ValuePath, matches
+from scim_core.filter import And, AttrPath, Compare, Filter, Or, Present, ValuePath, matches
 from scim_core.schema import ResourceType
 from scim_core.store import Store, Stored
 
@@ -92,15 +92,11 @@ def _index_rank(rtype: ResourceType, term: Filter) -> int:
 
 def references_members(f: Filter) -> bool:
     """Whether evaluating ``f`` needs a group's member list."""
-    if isinstance(f, Compare):
+    if isinstance(f, Compare | ValuePath | Present):
         return f.path.name.lower() == "members"
-    if isinstance(f, ValuePath):
-        return f.path.name.lower() == "members"
-    for child in ("left", "right", "inner", "filter"):
-        sub = getattr(f, child, None)
-        if sub is not None and references_members(sub):
-            return True
-    return getattr(f, "path", None) is not None and f.path.name.lower() == "members"  # type: ignore[attr-defined]
+    if isinstance(f, And | Or):
+        return references_members(f.left) or references_members(f.right)
+    return references_members(f.inner)
 
 
 def find(store: Store, rtype: ResourceType, f: Filter | None) -> Iterator[Stored]:

@@ -148,7 +148,7 @@ class ScimService:
         if req.method == "POST":
             return self.create(req, rtype)
         query = _query(dict(req.query))
-        return json_response(200, self.list(rtype, query, req.base_url))
+        return json_response(200, self.list_resources(rtype, query, req.base_url))
 
     def search(self, req: ScimRequest, rtypes: list[ResourceType]) -> ScimResponse:
         self._allow(req, "POST")
@@ -157,7 +157,7 @@ class ScimService:
             raise InvalidSyntax("a SearchRequest must be a JSON object")
         query = _query(body)
         if len(rtypes) == 1:
-            return json_response(200, self.list(rtypes[0], query, req.base_url))
+            return json_response(200, self.list_resources(rtypes[0], query, req.base_url))
         # Root search (RFC 7644 §3.4.3): every resource type, the filter applied to each.
         found: list[tuple[ResourceType, Stored]] = []
         flt = self._parse_filter(query.filter)
@@ -165,7 +165,7 @@ class ScimService:
             found += [(rtype, s) for s in find(self.store, rtype, flt)]
         return json_response(200, self._page(found, query, req.base_url))
 
-    def list(self, rtype: ResourceType, query: Query, base_url: str) -> dict[str, Any]:
+    def list_resources(self, rtype: ResourceType, query: Query, base_url: str) -> dict[str, Any]:
         flt = self._parse_filter(query.filter)
         found = [(rtype, s) for s in find(self.store, rtype, flt)]
         return self._page(found, query, base_url)
