@@ -175,8 +175,11 @@ class Azurite:
         if process is None or process.poll() is not None:
             return
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
+            # SIGINT, once: Azurite's table service handles only SIGINT (`process.once`), and only
+            # then saves its LokiJS database to disk; SIGTERM kills it with recent writes unsaved.
+            # It runs in its own session, so a terminal's Ctrl-C never reaches it twice.
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)

@@ -20,6 +20,10 @@ from typing import Any
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+#: The product's own extension: Microsoft Graph data added by the delta sync (graph_enrich).
+#: Outside ``urn:ietf:params:scim``, which IANA registers for the IETF (RFC 7643 §10); every
+#: attribute is ``readOnly``, so SCIM clients can read and filter it but never write it.
+GRAPH_USER_SCHEMA = "urn:scimfunc:schemas:extension:graph:1.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 #: Microsoft Entra sends this URN in ``schemas`` of every group create; it has no attributes.
 ENTRA_GROUP_SCHEMA = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
@@ -257,7 +261,8 @@ def default_resource_types(extra_user_extensions: Sequence[Schema] = ()) -> dict
     """The User and Group resource types this service implements."""
     user = ResourceType(
         "User", "/Users", "User Account", Schema.load("user.json"),
-        ((Schema.load("enterprise_user.json"), False), *((s, False) for s in extra_user_extensions)),
+        ((Schema.load("enterprise_user.json"), False), (Schema.load("graph_user.json"), False),
+         *((s, False) for s in extra_user_extensions)),
     )
     group = ResourceType(
         "Group", "/Groups", "Group", Schema.load("group.json"),

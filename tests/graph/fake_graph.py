@@ -1,0 +1,436 @@
+"""A local fake of the Microsoft Graph endpoints graph_enrich calls, on 127.0.0.1.
+
+Wire format as documented on Microsoft Learn (v1.0), each behaviour beside its source:
+
+- ``GET /users/delta`` ("user: delta"; "Use delta query to track changes"): an initial round
+  returns every current user, ``@odata.nextLink`` (``$skiptoken``) while pages remain and an
+  ``@odata.deltaLink`` (``$deltatoken``) on the last page; a deltaLink round returns the users
+  changed since, collapsed to their latest state. ``$select`` is encoded in the tokens. Selected
+  properties come back whether changed or not, ``null`` when cleared, omitted when never set.
+  Removed users are ``{"id": .., "@removed": {"reason": "changed"|"deleted"}}`` ("changed":
+  soft-deleted, restorable; "deleted": permanently). ``manager`` in ``$select`` tracks the
+  relationship as the ``manager@delta`` annotation (``$expand`` is not supported on user delta).
+  ``members@delta`` exists for groups only, so it never appears here.
+- Resync ("Synchronization reset", "Token duration"): ``410 Gone`` with a ``Location`` header
+  and an error body, code ``syncStateNotFound`` (expired token) or ``resyncRequired``.
+- Throttling ("Microsoft Graph throttling guidance"): ``429`` with ``Retry-After`` seconds and
+  a ``TooManyRequests`` error body; ``503`` likewise.
+- Errors: ``{"error": {"code", "message", "innerError": {"date", "request-id",
+  "client-request-id"}}}``; a missing permission is ``403 Authorization_RequestDenied``.
+- ``GET /users/{id | userPrincipalName}`` with ``$select`` and ``$expand=manager``.
+- ``/subscriptions`` ("Receive change notifications through webhooks"): creating one first
+  POSTs ``?validationToken=..`` to the notificationUrl and requires a 200 ``text/plain`` echo
+  within 10 s; users allow at most 41,760 minutes of lifetime.
+Deliberate differences: plain HTTP on loopback (Graph is HTTPS only and so are notification
+URLs), a fixed bearer token instead of Entra-issued ones, and faults scripted by the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+TOKEN = "fake-graph-token"
+MAX_USER_SUBSCRIPTION_MINUTES = 41_760
+_USER_ODATA = "#microsoft.graph.user"
+
+
+@dataclass
+class Fault:
+    """A scripted failure: the next ``times`` requests that ``match`` get this answer."""
+
+    status: int
+    code: str
+    retry_after: int | None = None
+    location: bool = False
+    match: Callable[[str, str], bool] = lambda method, path: True
+    times: int = 1
+
+
+@dataclass
+class _User:
+    props: dict[str, Any] = field(default_factory=dict)  # only properties ever set
+    manager: str | None = None
+    manager_was: str | None = None  # the removed manager, until a manager is set again
+    removed: str | None = None  # None | "changed" | "deleted"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+
+class FakeGraph:
+    """The fake's state and behaviour; :meth:`serve` runs it on a loopback port."""
+
+    def __init__(self, page_size: int = 200) -> None:
+        self.page_size = page_size
+        self.lock = threading.Lock()
+        self.users: dict[str, _User] = {}
+        self.log: list[tuple[int, str]] = []  # (sequence, user id) in change order
+        self.seq = 0
+        self.generation = 0  # bumped by expire_tokens(): older tokens are gone
+        self.faults: list[Fault] = []
+        self.requests: list[Request] = []
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.forbidden = False
+        self.validate_notification_url = True
+        self.on_request: Callable[[Request], None] | None = None
+        self.base_url = ""
+
+    # --- directory changes (what an admin does in Entra) ---------------------------------------
+    def put_user(self, user_id: str | None = None, *, manager: str | None = None,
+                 **props: Any) -> str:
+        """Create or update a user (properties merge; ``None`` clears a property)."""
+        user_id = user_id or str(uuid.uuid4())
+        with self.lock:
+            user = self.users.setdefault(user_id, _User())
+            user.props.update(props)
+            user.removed = None
+            if manager is not None:
+                user.manager, user.manager_was = manager, None
+            self._changed(user_id)
+        return user_id
+
+    def remove_manager(self, user_id: str) -> None:
+        with self.lock:
+            user = self.users[user_id]
+            user.manager_was, user.manager = user.manager, None
+            self._changed(user_id)
+
+    def delete_user(self, user_id: str, *, permanently: bool = False) -> None:
+        with self.lock:
+            self.users[user_id].removed = "deleted" if permanently else "changed"
+            self._changed(user_id)
+
+    def bulk_users(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Many users at once (benchmarks): one change each."""
+        with self.lock:
+            for user_id, props in items:
+                self.users.setdefault(user_id, _User()).props.update(props)
+                self._changed(user_id)
+
+    def expire_tokens(self) -> None:
+        """Every skip/delta token issued so far becomes invalid (410 syncStateNotFound)."""
+        with self.lock:
+            self.generation += 1
+
+    def fail(self, fault: Fault) -> None:
+        with self.lock:
+            self.faults.append(fault)
+
+    def _changed(self, user_id: str) -> None:
+        self.seq += 1
+        self.log.append((self.seq, user_id))
+
+    # --- the HTTP API ------------------------------------------------------------------------------
+    def handle(self, method: str, target: str, headers: dict[str, str],
+               body: bytes) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(target)
+        path = unquote(parts.path)
+        query = {k.lstrip("$").lower(): v for k, v in parse_qsl(parts.query)}
+        request = Request(method, path, query, headers)
+        with self.lock:
+            self.requests.append(request)
+        if self.on_request is not None:
+            self.on_request(request)
+        if headers.get("authorization") != f"Bearer {TOKEN}":
+            return _error(401, "InvalidAuthenticationToken", "Access token is empty.")
+        if self.forbidden:
+            return _error(403, "Authorization_RequestDenied",
+                          "Insufficient privileges to complete the operation.")
+        fault = self._take_fault(method, path)
+        if fault is not None:
+            return self._fault_response(fault)
+        if not path.startswith("/v1.0/"):
+            return _error(404, "BadRequest", "Invalid version.")
+        rest = path[len("/v1.0/"):]
+        if method == "GET" and rest in ("users/delta", "users/delta()",
+                                        "users/microsoft.graph.delta()"):
+            return self._delta(query)
+        if method == "GET" and rest.startswith("users/"):
+            return self._get_user(rest[len("users/"):], query)
+        if rest == "subscriptions" and method == "POST":
+            return self._create_subscription(json.loads(body or b"{}"))
+        if rest.startswith("subscriptions/"):
+            return self._subscription(method, rest[len("subscriptions/"):], body)
+        return _error(400, "BadRequest", f"Resource not found for the segment '{rest}'.")
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.match(method, path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def _fault_response(self, fault: Fault) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = _error(fault.status, fault.code, _MESSAGES.get(fault.code, "."))
+        if fault.retry_after is not None:
+            headers["Retry-After"] = str(fault.retry_after)
+        if fault.location:
+            headers["Location"] = f"{self.base_url}/users/delta?$deltatoken="
+        return status, headers, body
+
+    # --- delta ---------------------------------------------------------------------------------------
+    def _delta(self, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            token = query.get("skiptoken") or query.get("deltatoken")
+            if token is not None:
+                state = _decode(token)
+                if state is None or state["gen"] != self.generation:
+                    status, headers, body = _error(
+                        410, "syncStateNotFound",
+                        "The delta token is expired and data must be synchronized again.")
+                    headers["Location"] = f"{self.base_url}/users/delta?$deltatoken="
+                    return status, headers, body
+                if "deltatoken" in query:  # a new round: the changes since the last one
+                    state = {"kind": "delta", "from": state["to"], "to": self.seq, "off": 0,
+                             "sel": state["sel"], "gen": self.generation}
+            else:
+                select = [s for s in query.get("select", "").split(",") if s]
+                state = {"kind": "initial", "from": 0, "to": self.seq, "off": 0, "sel": select,
+                         "gen": self.generation}
+            ids = self._round_ids(state)
+            page = ids[state["off"]: state["off"] + self.page_size]
+            items = [self._item(user_id, state["sel"]) for user_id in page]
+            body: dict[str, Any] = {
+                "@odata.context": f"{self.base_url}/$metadata#users"
+                + (f"({','.join(state['sel'])})" if state["sel"] else ""),
+            }
+            if state["off"] + self.page_size < len(ids):
+                nxt = {**state, "off": state["off"] + self.page_size}
+                body["@odata.nextLink"] = f"{self.base_url}/users/delta?$skiptoken={_encode(nxt)}"
+            else:
+                done = {**state, "off": 0}
+                body["@odata.deltaLink"] = (
+                    f"{self.base_url}/users/delta?$deltatoken={_encode(done)}")
+            body["value"] = items
+        return _json(200, body)
+
+    def _round_ids(self, state: dict[str, Any]) -> list[str]:
+        if state["kind"] == "initial":
+            # The users that existed when the round began, in a stable order so that offsets
+            # hold across pages. "Resources that have been created and deleted prior to the
+            # initial delta query won't be returned."
+            existed = {u for seq, u in self.log if seq <= state["to"]}
+            if state["off"] == 0:
+                existed = {u for u in existed if self.users[u].removed is None}
+            return sorted(existed)
+        latest: dict[str, int] = {}
+        for seq, user_id in self.log:
+            if state["from"] < seq <= state["to"]:
+                latest[user_id] = seq
+        return sorted(latest, key=latest.__getitem__)
+
+    def _item(self, user_id: str, select: list[str]) -> dict[str, Any]:
+        user = self.users[user_id]
+        if user.removed is not None:
+            return {"id": user_id, "@removed": {"reason": user.removed}}
+        wanted = [s for s in select if s not in ("id", "manager")] or list(user.props)
+        item = {name: user.props[name] for name in wanted if name in user.props}
+        item["id"] = user_id
+        if "manager" in select:
+            if user.manager is not None:
+                item["manager@delta"] = [{"@odata.type": _USER_ODATA, "id": user.manager}]
+            elif user.manager_was is not None:
+                item["manager@delta"] = [{"@odata.type": _USER_ODATA, "id": user.manager_was,
+                                          "@removed": {"reason": "deleted"}}]
+        return item
+
+    # --- single user ------------------------------------------------------------------------------
+    def _get_user(self, key: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            found = next((u for u, user in self.users.items() if user.removed is None and (
+                u == key or str(user.props.get("userPrincipalName", "")).lower() == key.lower()
+            )), None)
+            if found is None:
+                return _error(404, "Request_ResourceNotFound",
+                              f"Resource '{key}' does not exist or one of its queried reference-"
+                              "property objects are not present.")
+            user = self.users[found]
+            select = [s for s in query.get("select", "").split(",") if s]
+            body: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#users/$entity"}
+            for name in select or list(user.props):
+                if name != "manager":
+                    body[name] = user.props.get(name)
+            body["id"] = found
+            if query.get("expand", "").startswith("manager") and user.manager is not None:
+                body["manager"] = {"@odata.type": _USER_ODATA, "id": user.manager}
+        return _json(200, body)
+
+    # --- subscriptions ----------------------------------------------------------------------------
+    def _create_subscription(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        problem = self._check_expiry(body.get("expirationDateTime"))
+        if problem:
+            return problem
+        if not body.get("notificationUrl") or not body.get("changeType"):
+            return _error(400, "InvalidRequest", "notificationUrl and changeType are required.")
+        if self.validate_notification_url and not _validates(body["notificationUrl"]):
+            return _error(400, "InvalidRequest",
+                          "Subscription validation request failed. Notification endpoint must "
+                          "respond with 200 OK to validation request.")
+        sub = {"id": str(uuid.uuid4()), "resource": body.get("resource"),
+               "changeType": body["changeType"], "clientState": body.get("clientState"),
+               "notificationUrl": body["notificationUrl"],
+               "lifecycleNotificationUrl": body.get("lifecycleNotificationUrl"),
+               "expirationDateTime": body["expirationDateTime"]}
+        with self.lock:
+            self.subscriptions[sub["id"]] = sub
+        return _json(201, {"@odata.context": f"{self.base_url}/$metadata#subscriptions/$entity",
+                           **sub})
+
+    def _subscription(self, method: str, sub_id: str,
+                      body: bytes) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            sub = self.subscriptions.get(sub_id)
+        if sub is None:
+            return _error(404, "ResourceNotFound", f"The object '{sub_id}' doesn't exist.")
+        if method == "DELETE":
+            with self.lock:
+                del self.subscriptions[sub_id]
+            return 204, {}, b""
+        if method == "PATCH":
+            change = json.loads(body or b"{}")
+            problem = self._check_expiry(change.get("expirationDateTime"))
+            if problem:
+                return problem
+            sub["expirationDateTime"] = change["expirationDateTime"]
+        return _json(200, {"@odata.context": f"{self.base_url}/$metadata#subscriptions/$entity",
+                           **sub})
+
+    @staticmethod
+    def _check_expiry(value: Any) -> tuple[int, dict[str, str], bytes] | None:
+        try:
+            expires = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return _error(400, "InvalidRequest", "expirationDateTime is required.")
+        if expires > datetime.now(UTC) + timedelta(minutes=MAX_USER_SUBSCRIPTION_MINUTES):
+            return _error(400, "InvalidRequest", "Subscription expiration can only be 41760 "
+                                                 "minutes in the future.")
+        return None
+
+    def notify(self, user_id: str, change_type: str = "updated") -> list[int]:
+        """Deliver a change notification to every subscription; returns the HTTP statuses."""
+        statuses = []
+        for sub in list(self.subscriptions.values()):
+            payload = {"value": [{
+                "subscriptionId": sub["id"], "clientState": sub["clientState"],
+                "changeType": change_type, "resource": f"Users/{user_id}",
+                "subscriptionExpirationDateTime": sub["expirationDateTime"],
+                "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95",
+                "resourceData": {"@odata.type": _USER_ODATA, "@odata.id": f"Users/{user_id}",
+                                 "id": user_id, "organizationId": "84bd8158"},
+            }]}
+            statuses.append(_post(sub["notificationUrl"], json.dumps(payload).encode(),
+                                  "application/json")[0])
+        return statuses
+
+    # --- hosting -----------------------------------------------------------------------------------
+    @contextmanager
+    def serve(self) -> Iterator[FakeGraph]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, out, payload = fake.handle(self.command, self.path, headers, body)
+                self.send_response(status)
+                for name, value in out.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _any
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1.0"
+        thread = threading.Thread(target=server.serve_forever, name="fake-graph", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+_MESSAGES = {
+    "TooManyRequests": "Too many requests.",
+    "serviceNotAvailable": "The service is temporarily unavailable.",
+    "generalException": "An internal server error occurred.",
+    "syncStateNotFound": "The delta token is expired and data must be synchronized again.",
+    "resyncRequired": "A resync is required.",
+}
+
+
+def _encode(state: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
+
+
+def _decode(token: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json;odata.metadata=minimal;charset=utf-8",
+                    "request-id": str(uuid.uuid4())}, json.dumps(body).encode()
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    request_id = str(uuid.uuid4())
+    return _json(status, {"error": {"code": code, "message": message, "innerError": {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "request-id": request_id,
+        "client-request-id": request_id}}})
+
+
+def _post(url: str, body: bytes, ctype: str) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    request.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+    except OSError:
+        return 0, "", b""
+
+
+def _validates(notification_url: str) -> bool:
+    """The validation handshake Graph runs before it creates a subscription."""
+    token = f"Validation: Testing client application reachability {uuid.uuid4()} <b>&</b>"
+    sep = "&" if "?" in notification_url else "?"
+    started = time.monotonic()
+    status, ctype, body = _post(f"{notification_url}{sep}validationToken={quote(token)}",
+                                b"", "text/plain; charset=utf-8")
+    return (status == 200 and ctype.startswith("text/plain") and body.decode() == token
+            and time.monotonic() - started < 10)
