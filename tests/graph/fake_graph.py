@@ -92,6 +92,8 @@ class FakeGraph:
         self.validate_notification_url = True
         self.on_request: Callable[[Request], None] | None = None
         self.base_url = ""
+        self._rounds: dict[tuple[str, int, int], list[str]] = {}
+        self._removed_at: dict[str, int] = {}  # user id -> sequence of its removal
 
     # --- directory changes (what an admin does in Entra) ---------------------------------------
     def put_user(self, user_id: str | None = None, *, manager: str | None = None,
@@ -102,6 +104,7 @@ class FakeGraph:
             user = self.users.setdefault(user_id, _User())
             user.props.update(props)
             user.removed = None
+            self._removed_at.pop(user_id, None)
             if manager is not None:
                 user.manager, user.manager_was = manager, None
             self._changed(user_id)
@@ -117,6 +120,7 @@ class FakeGraph:
         with self.lock:
             self.users[user_id].removed = "deleted" if permanently else "changed"
             self._changed(user_id)
+            self._removed_at[user_id] = self.seq
 
     def bulk_users(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """Many users at once (benchmarks): one change each."""
@@ -193,7 +197,7 @@ class FakeGraph:
     def _delta(self, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
             token = query.get("skiptoken") or query.get("deltatoken")
-            if token is not None:
+            if token:  # an empty $deltatoken (a 410's Location) is the initial query
                 state = _decode(token)
                 if state is None or state["gen"] != self.generation:
                     status, headers, body = _error(
@@ -201,7 +205,7 @@ class FakeGraph:
                         "The delta token is expired and data must be synchronized again.")
                     headers["Location"] = f"{self.base_url}/users/delta?$deltatoken="
                     return status, headers, body
-                if "deltatoken" in query:  # a new round: the changes since the last one
+                if query.get("deltatoken"):  # a new round: the changes since the last one
                     state = {"kind": "delta", "from": state["to"], "to": self.seq, "off": 0,
                              "sel": state["sel"], "gen": self.generation}
             else:
@@ -226,19 +230,28 @@ class FakeGraph:
         return _json(200, body)
 
     def _round_ids(self, state: dict[str, Any]) -> list[str]:
-        if state["kind"] == "initial":
-            # The users that existed when the round began, in a stable order so that offsets
-            # hold across pages. "Resources that have been created and deleted prior to the
-            # initial delta query won't be returned."
-            existed = {u for seq, u in self.log if seq <= state["to"]}
-            if state["off"] == 0:
-                existed = {u for u in existed if self.users[u].removed is None}
-            return sorted(existed)
-        latest: dict[str, int] = {}
-        for seq, user_id in self.log:
-            if state["from"] < seq <= state["to"]:
-                latest[user_id] = seq
-        return sorted(latest, key=latest.__getitem__)
+        """The users of a round, in a stable order so that page offsets hold (cached)."""
+        key = (state["kind"], state["from"], state["to"])
+        if key not in self._rounds:
+            if state["kind"] == "initial":
+                # Every user that existed when the round began (current state, so one deleted
+                # meanwhile comes back as @removed, which the docs allow in initial rounds).
+                ids = sorted({u for seq, u in self.log if seq <= state["to"]})
+                # "Resources that have been created and deleted prior to the initial delta
+                # query won't be returned."
+                ids = [u for u in ids if self._first_removed(u) is None
+                       or self._first_removed(u) > state["to"]]
+            else:
+                latest: dict[str, int] = {}
+                for seq, user_id in self.log:
+                    if state["from"] < seq <= state["to"]:
+                        latest[user_id] = seq
+                ids = sorted(latest, key=latest.__getitem__)
+            self._rounds[key] = ids
+        return self._rounds[key]
+
+    def _first_removed(self, user_id: str) -> int | None:
+        return self._removed_at.get(user_id)
 
     def _item(self, user_id: str, select: list[str]) -> dict[str, Any]:
         user = self.users[user_id]

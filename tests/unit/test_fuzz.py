@@ -104,3 +104,16 @@ def test_raw_bytes_never_500(raw: bytes) -> None:
     service, uid, _ = _service()
     _call(service, "POST", "/Users", raw=raw)
     _call(service, "PATCH", f"/Users/{uid}", raw=raw)
+
+
+@FUZZ
+@given(attributes=st.text(max_size=30), excluded=st.text(max_size=30),
+       sort_by=st.text(max_size=20), start=st.text(max_size=6), count=st.text(max_size=6))
+def test_query_parameters_never_500(attributes: str, excluded: str, sort_by: str, start: str,
+                                    count: str) -> None:
+    service, uid, gid = _service()
+    params = {"attributes": attributes, "excludedAttributes": excluded, "sortBy": sort_by,
+              "startIndex": start, "count": count}
+    for path in ("/Users", "/Groups", f"/Users/{uid}", f"/Groups/{gid}"):
+        status, body = _call(service, "GET", path, **params)
+        assert status in (200, 400), body
