@@ -141,3 +141,27 @@ def me(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
 def not_found(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Any other path below the base: a SCIM 404 rather than the host's bare one."""
     return serve(req, context)
+
+
+# --- Microsoft Graph enrichment (graph_enrich) ------------------------------------------------
+
+
+@app.timer_trigger(schedule="%SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False,
+                   use_monitor=True)
+def graph_sync(timer: func.TimerRequest) -> None:
+    """Graph delta sync + enrichment on SYNC_SCHEDULE (NCRONTAB, UTC). Trouble with Graph or
+    credentials is logged and recorded in the state table, never raised: SCIM is unaffected."""
+    from graph_enrich import run_sync
+
+    run_sync(Settings.from_env(os.environ), service().store)
+
+
+@app.route(route="graph/notifications", methods=["POST"])
+def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+    """Graph change notifications: the validation handshake, else 202 within Graph's 3 s."""
+    from graph_enrich import WebhookRequest, receive
+
+    reply = receive(WebhookRequest(dict(req.params), req.get_body() or b""),
+                    Settings.from_env(os.environ), service().store)
+    return func.HttpResponse(reply.body, status_code=reply.status,
+                             headers={"Content-Type": reply.content_type, **reply.headers})

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import marshal
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
@@ -31,6 +32,13 @@ class _Row:
     json: str
     etag: str
     keys: dict[str, str]
+    #: The document as it reads back from JSON, marshalled: every read returns a fresh copy, and
+    #: marshal.loads makes it in ~3 µs where json.loads takes ~5 µs (a scan copies every
+    #: document before the filter sees it; bench/README.md "Fixes").
+    frozen: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.frozen = marshal.dumps(json.loads(self.json))
 
 
 class MemoryStore:
@@ -249,4 +257,4 @@ def _clean_keys(rtype: str, keys: Mapping[str, str | None]) -> dict[str, str]:
 
 
 def _stored(id_: str, row: _Row) -> Stored:
-    return Stored(id=id_, doc=json.loads(row.json), etag=row.etag, keys=dict(row.keys))
+    return Stored(id=id_, doc=marshal.loads(row.frozen), etag=row.etag, keys=dict(row.keys))

@@ -182,8 +182,9 @@ class _Patcher:
         self.is_group = rtype.name == "Group"
 
     def finish(self) -> dict[str, Any]:
+        kept = {s.id for s in self.rtype.server_maintained_extensions()}
         for urn in self.copied:  # an extension left without attributes is absent (RFC 7643 §3)
-            if self.doc.get(urn) == {}:
+            if self.doc.get(urn) == {} and urn not in kept:
                 del self.doc[urn]
         return self.doc
 
@@ -205,10 +206,18 @@ class _Patcher:
             return
         ext = self.rtype.extension(path)
         if ext is not None:  # the whole extension: its attributes, or all of them on remove
+            maintained = ext in self.rtype.server_maintained_extensions()
             if op == "remove":
                 for attr in ext.attributes:
                     self.apply_target(op, _Target(ext.id, attr), None)
+                if maintained and self.doc.get(ext.id) == {}:
+                    del self.doc[ext.id]
             else:
+                if maintained:
+                    # Every attribute is readOnly, so the value adds nothing, but the extension
+                    # itself is now present (scim2-tester PATCHes extensions as a whole and reads
+                    # them back); its data stays the server's (e.g. Graph enrichment).
+                    self.container(ext.id)
                 self.apply_object(op, ext.id, value)
             return
         target = self.resolve(path)

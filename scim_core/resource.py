@@ -217,7 +217,18 @@ class Projection:
                 if not isinstance(ext, dict) or attr.name not in ext or not self.wants(urn, attr):
                     continue
                 out.setdefault(urn, {})[attr.name] = self._subset(urn.lower(), attr, ext[attr.name])
+        for ext_schema in self.rtype.server_maintained_extensions():
+            # An empty server-maintained extension is kept: a client PATCHed it in as a whole
+            # (scim_core/patch.py), and reading it back must show it.
+            if resource.get(ext_schema.id) == {} and self._wants_extension(ext_schema.id):
+                out[ext_schema.id] = {}
         return out
+
+    def _wants_extension(self, urn: str) -> bool:
+        key = urn.lower()
+        if self.include:
+            return any(u == key for u, _, _ in self.include)
+        return (key, "*", None) not in self.exclude
 
     def _subset(self, urn: str | None, attr: Attribute, value: Any) -> Any:
         name = attr.name.lower()

@@ -183,6 +183,11 @@ class ResourceType:
     def extension_urns(self) -> dict[str, Schema]:
         return {s.id.lower(): s for s, _ in self.extensions}
 
+    def server_maintained_extensions(self) -> list[Schema]:
+        """Extensions whose every attribute is readOnly: only the service writes them."""
+        return [s for s, _ in self.extensions
+                if s.attributes and all(a.mutability == "readOnly" for a in s.attributes)]
+
     def schema_urns(self) -> list[str]:
         return [self.core.id] + [s.id for s, _ in self.extensions]
 

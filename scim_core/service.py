@@ -42,8 +42,11 @@ from scim_core.store import Member, MemberChange, Store, Stored
 #: Largest request body accepted (announced as bulk ``maxPayloadSize``). A stored document is
 #: bounded by the 1 MiB Table entity limit anyway.
 MAX_BODY = 1_048_576
-#: Largest group whose members a PATCH response includes (one storage page).
-PATCH_MEMBERS_LIMIT = 1000
+#: Largest group whose members a PATCH response includes. One storage page holds at most 1,000
+#: rows, and telling "more than the limit" apart takes limit + 1 of them in that one request.
+PATCH_MEMBERS_LIMIT = 999
+#: Read-modify-write attempts of a PUT/PATCH without If-Match that keeps losing ETag races.
+WRITE_ATTEMPTS = 10
 _ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 _JSON_TYPES = ("application/scim+json", "application/json")
 
@@ -249,29 +252,39 @@ class ScimService:
     def replace(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
         body = parse_json(req)
         doc, members = read_input(rtype, body)
-        stored = self._get(rtype, rid)
-        self._check_if_match(req, stored)
-        doc["id"] = rid
-        doc["meta"] = {**stored.doc.get("meta", {}), "lastModified": self.clock()}
         change = MemberChange()
         if members is not None:
             self._check_members(members)
             change = MemberChange(replace_all=members)
-        # RFC 7644 §3.5.1: PUT leaves out what the client omits. Membership is the exception:
-        # a PUT without "members" keeps them, so a client that never reads members back (Entra)
-        # cannot wipe a 100k-member group by accident.
-        new = self.store.replace(rtype.name, doc, self.keys(rtype, doc), stored.etag, change)
+
+        def write() -> Stored:
+            stored = self._get(rtype, rid)
+            self._check_if_match(req, stored)
+            doc["id"] = rid
+            doc["meta"] = {**stored.doc.get("meta", {}), "lastModified": self.clock()}
+            for ext in rtype.server_maintained_extensions():
+                # readOnly data is the server's (RFC 7643 §2.2): a PUT cannot clear it.
+                if ext.id in stored.doc:
+                    doc[ext.id] = stored.doc[ext.id]
+            # RFC 7644 §3.5.1: PUT leaves out what the client omits. Membership is the exception:
+            # a PUT without "members" keeps them, so a client that never reads members back
+            # (Entra) cannot wipe a 100k-member group by accident.
+            return self.store.replace(rtype.name, doc, self.keys(rtype, doc), stored.etag, change)
+
+        new = self._retry_unconditional(req, write)
         out = self.render(rtype, new, req.base_url, Projection(rtype))
         return json_response(200, out, {"ETag": version_of(new.etag)})
 
     def patch(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
         body = parse_json(req)
         query = _query(dict(req.query))
-        stored = self._get(rtype, rid)
-        self._check_if_match(req, stored)
-        result = apply_patch(rtype, stored.doc, body)
-        new = stored
-        if result.changed:
+
+        def write() -> Stored:
+            stored = self._get(rtype, rid)
+            self._check_if_match(req, stored)
+            result = apply_patch(rtype, stored.doc, body)
+            if not result.changed:
+                return stored
             doc = result.doc
             if rtype.name == "User" and not doc.get("userName"):
                 raise InvalidValue("'userName' is required and cannot be removed")
@@ -281,8 +294,10 @@ class ScimService:
                 self._check_members([m])
             doc["id"] = rid
             doc["meta"] = {**stored.doc.get("meta", {}), "lastModified": self.clock()}
-            new = self.store.replace(rtype.name, doc, self.keys(rtype, doc), stored.etag,
-                                     result.members)
+            return self.store.replace(rtype.name, doc, self.keys(rtype, doc), stored.etag,
+                                      result.members)
+
+        new = self._retry_unconditional(req, write)
         headers = {"ETag": version_of(new.etag)}
         projection = Projection(rtype, query.attributes, query.excluded_attributes)
         members: list[Member] | None = None
@@ -298,6 +313,21 @@ class ScimService:
                 members = None
         body = self.render(rtype, new, req.base_url, projection, members=members)
         return json_response(200, body, headers)
+
+    @staticmethod
+    def _retry_unconditional(req: ScimRequest, write: Callable[[], Stored]) -> Stored:
+        """Run a read-modify-write. Without If-Match, losing the store's ETag race to a concurrent
+        write of the same resource is not the client's 412 (RFC 9110 §13.1.1: 412 answers a
+        precondition the client sent): read again and re-apply. A client that sends member
+        PATCHes of one group in parallel must not see them fail (ENTRA.md: never fail requests
+        that could succeed)."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return write()
+            except PreconditionFailed:
+                if req.headers.get("if-match") or attempt == WRITE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     def delete(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
         etag = None
@@ -318,7 +348,9 @@ class ScimService:
         projection returns them (``excludedAttributes=members`` never reads member rows)."""
         doc = stored.doc
         out: dict[str, Any] = {"schemas": [rtype.core.id]}
-        out["schemas"] += [s.id for s, _ in rtype.extensions if s.id in doc]
+        kept = {s.id for s in rtype.server_maintained_extensions()}
+        out["schemas"] += [s.id for s, _ in rtype.extensions
+                           if s.id in doc and (doc[s.id] or s.id in kept)]
         out.update(doc)
         endpoint = rtype.endpoint
         out["meta"] = {**doc.get("meta", {}), "resourceType": rtype.name,

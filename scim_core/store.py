@@ -114,7 +114,8 @@ class Store(Protocol):
     def list_members(self, group_id: str, limit: int | None = None) -> list[Member]:
         """Members of a group: one range query (paged by the store). With ``limit``, at most
         ``limit + 1`` members from a single request, so the caller can tell whether the group
-        has more than ``limit`` without reading it all."""
+        has more than ``limit`` without reading it all. One Table Storage page holds 1,000 rows,
+        so ``limit`` is at most 999 (TableStore raises ``ValueError`` above)."""
         ...
 
     def has_member(self, group_id: str, member_id: str) -> bool:

@@ -17,33 +17,37 @@ Wire format as documented on Microsoft Learn (v1.0), each behaviour beside its s
   a ``TooManyRequests`` error body; ``503`` likewise.
 - Errors: ``{"error": {"code", "message", "innerError": {"date", "request-id",
   "client-request-id"}}}``; a missing permission is ``403 Authorization_RequestDenied``.
-- ``GET /users/{id | userPrincipalName}`` with ``$select`` and ``$expand=manager``.
-- ``/subscriptions`` ("Receive change notifications through webhooks"): creating one first
-  POSTs ``?validationToken=..`` to the notificationUrl and requires a 200 ``text/plain`` echo
-  within 10 s; users allow at most 41,760 minutes of lifetime.
+- ``GET /users/{id | userPrincipalName}`` with ``$select`` and ``$expand=manager``;
+  ``GET /directory/deletedItems/{id}`` finds soft-deleted users only.
+- ``/subscriptions``: tests/graph/fake_subscriptions.py; the wire helpers: fake_wire.py.
 Deliberate differences: plain HTTP on loopback (Graph is HTTPS only and so are notification
 URLs), a fixed bearer token instead of Entra-issued ones, and faults scripted by the tests.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from tests.graph.fake_subscriptions import FakeSubscriptions
+from tests.graph.fake_wire import (
+    MESSAGES,
+    Reply,
+    decode_token,
+    encode_token,
+    error_reply,
+    json_reply,
+)
 
 TOKEN = "fake-graph-token"
-MAX_USER_SUBSCRIPTION_MINUTES = 41_760
 _USER_ODATA = "#microsoft.graph.user"
 
 
@@ -87,17 +91,32 @@ class FakeGraph:
         self.generation = 0  # bumped by expire_tokens(): older tokens are gone
         self.faults: list[Fault] = []
         self.requests: list[Request] = []
-        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.subs = FakeSubscriptions()
         self.forbidden = False
-        self.validate_notification_url = True
         self.on_request: Callable[[Request], None] | None = None
         self.base_url = ""
         self._rounds: dict[tuple[str, int, int], list[str]] = {}
         self._removed_at: dict[str, int] = {}  # user id -> sequence of its removal
 
-    # --- directory changes (what an admin does in Entra) ---------------------------------------
-    def put_user(self, user_id: str | None = None, *, manager: str | None = None,
-                 **props: Any) -> str:
+    @property
+    def subscriptions(self) -> dict[str, dict[str, Any]]:
+        return self.subs.items
+
+    @property
+    def validate_notification_url(self) -> bool:
+        return self.subs.validate_notification_url
+
+    @validate_notification_url.setter
+    def validate_notification_url(self, value: bool) -> None:
+        self.subs.validate_notification_url = value
+
+    def notify(self, user_id: str, change_type: str = "updated") -> list[int]:
+        return self.subs.notify(user_id, change_type)
+
+    # --- directory changes (what an admin does in Entra) ------------------------------------------
+    def put_user(
+        self, user_id: str | None = None, *, manager: str | None = None, **props: Any
+    ) -> str:
         """Create or update a user (properties merge; ``None`` clears a property)."""
         user_id = user_id or str(uuid.uuid4())
         with self.lock:
@@ -142,9 +161,8 @@ class FakeGraph:
         self.seq += 1
         self.log.append((self.seq, user_id))
 
-    # --- the HTTP API ------------------------------------------------------------------------------
-    def handle(self, method: str, target: str, headers: dict[str, str],
-               body: bytes) -> tuple[int, dict[str, str], bytes]:
+    # --- the HTTP API -----------------------------------------------------------------------------
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         parts = urlsplit(target)
         path = unquote(parts.path)
         query = {k.lstrip("$").lower(): v for k, v in parse_qsl(parts.query)}
@@ -154,26 +172,34 @@ class FakeGraph:
         if self.on_request is not None:
             self.on_request(request)
         if headers.get("authorization") != f"Bearer {TOKEN}":
-            return _error(401, "InvalidAuthenticationToken", "Access token is empty.")
+            return error_reply(401, "InvalidAuthenticationToken", "Access token is empty.")
         if self.forbidden:
-            return _error(403, "Authorization_RequestDenied",
-                          "Insufficient privileges to complete the operation.")
+            return error_reply(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
         fault = self._take_fault(method, path)
         if fault is not None:
             return self._fault_response(fault)
         if not path.startswith("/v1.0/"):
-            return _error(404, "BadRequest", "Invalid version.")
-        rest = path[len("/v1.0/"):]
-        if method == "GET" and rest in ("users/delta", "users/delta()",
-                                        "users/microsoft.graph.delta()"):
+            return error_reply(404, "BadRequest", "Invalid version.")
+        rest = path[len("/v1.0/") :]
+        if method == "GET" and rest in (
+            "users/delta",
+            "users/delta()",
+            "users/microsoft.graph.delta()",
+        ):
             return self._delta(query)
         if method == "GET" and rest.startswith("users/"):
-            return self._get_user(rest[len("users/"):], query)
+            return self._get_user(rest[len("users/") :], query)
+        if method == "GET" and rest.startswith("directory/deletedItems/"):
+            return self._deleted_item(rest[len("directory/deletedItems/") :])
         if rest == "subscriptions" and method == "POST":
-            return self._create_subscription(json.loads(body or b"{}"))
+            return self.subs.create(json.loads(body or b"{}"))
         if rest.startswith("subscriptions/"):
-            return self._subscription(method, rest[len("subscriptions/"):], body)
-        return _error(400, "BadRequest", f"Resource not found for the segment '{rest}'.")
+            return self.subs.one(method, rest[len("subscriptions/") :], body)
+        return error_reply(400, "BadRequest", f"Resource not found for the segment '{rest}'.")
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -185,35 +211,49 @@ class FakeGraph:
                     return fault
         return None
 
-    def _fault_response(self, fault: Fault) -> tuple[int, dict[str, str], bytes]:
-        status, headers, body = _error(fault.status, fault.code, _MESSAGES.get(fault.code, "."))
+    def _fault_response(self, fault: Fault) -> Reply:
+        status, headers, body = error_reply(fault.status, fault.code, MESSAGES.get(fault.code, "."))
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
         if fault.location:
             headers["Location"] = f"{self.base_url}/users/delta?$deltatoken="
         return status, headers, body
 
-    # --- delta ---------------------------------------------------------------------------------------
-    def _delta(self, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    # --- delta ------------------------------------------------------------------------------------
+    def _delta(self, query: dict[str, str]) -> Reply:
         with self.lock:
             token = query.get("skiptoken") or query.get("deltatoken")
             if token:  # an empty $deltatoken (a 410's Location) is the initial query
-                state = _decode(token)
+                state = decode_token(token)
                 if state is None or state["gen"] != self.generation:
-                    status, headers, body = _error(
-                        410, "syncStateNotFound",
-                        "The delta token is expired and data must be synchronized again.")
+                    status, headers, body = error_reply(
+                        410,
+                        "syncStateNotFound",
+                        "The delta token is expired and data must be synchronized again.",
+                    )
                     headers["Location"] = f"{self.base_url}/users/delta?$deltatoken="
                     return status, headers, body
                 if query.get("deltatoken"):  # a new round: the changes since the last one
-                    state = {"kind": "delta", "from": state["to"], "to": self.seq, "off": 0,
-                             "sel": state["sel"], "gen": self.generation}
+                    state = {
+                        "kind": "delta",
+                        "from": state["to"],
+                        "to": self.seq,
+                        "off": 0,
+                        "sel": state["sel"],
+                        "gen": self.generation,
+                    }
             else:
                 select = [s for s in query.get("select", "").split(",") if s]
-                state = {"kind": "initial", "from": 0, "to": self.seq, "off": 0, "sel": select,
-                         "gen": self.generation}
+                state = {
+                    "kind": "initial",
+                    "from": 0,
+                    "to": self.seq,
+                    "off": 0,
+                    "sel": select,
+                    "gen": self.generation,
+                }
             ids = self._round_ids(state)
-            page = ids[state["off"]: state["off"] + self.page_size]
+            page = ids[state["off"] : state["off"] + self.page_size]
             items = [self._item(user_id, state["sel"]) for user_id in page]
             body: dict[str, Any] = {
                 "@odata.context": f"{self.base_url}/$metadata#users"
@@ -221,13 +261,16 @@ class FakeGraph:
             }
             if state["off"] + self.page_size < len(ids):
                 nxt = {**state, "off": state["off"] + self.page_size}
-                body["@odata.nextLink"] = f"{self.base_url}/users/delta?$skiptoken={_encode(nxt)}"
+                body["@odata.nextLink"] = (
+                    f"{self.base_url}/users/delta?$skiptoken={encode_token(nxt)}"
+                )
             else:
                 done = {**state, "off": 0}
                 body["@odata.deltaLink"] = (
-                    f"{self.base_url}/users/delta?$deltatoken={_encode(done)}")
+                    f"{self.base_url}/users/delta?$deltatoken={encode_token(done)}"
+                )
             body["value"] = items
-        return _json(200, body)
+        return json_reply(200, body)
 
     def _round_ids(self, state: dict[str, Any]) -> list[str]:
         """The users of a round, in a stable order so that page offsets hold (cached)."""
@@ -239,8 +282,11 @@ class FakeGraph:
                 ids = sorted({u for seq, u in self.log if seq <= state["to"]})
                 # "Resources that have been created and deleted prior to the initial delta
                 # query won't be returned."
-                ids = [u for u in ids if self._first_removed(u) is None
-                       or self._first_removed(u) > state["to"]]
+                ids = [
+                    u
+                    for u in ids
+                    if self._first_removed(u) is None or self._first_removed(u) > state["to"]
+                ]
             else:
                 latest: dict[str, int] = {}
                 for seq, user_id in self.log:
@@ -264,20 +310,37 @@ class FakeGraph:
             if user.manager is not None:
                 item["manager@delta"] = [{"@odata.type": _USER_ODATA, "id": user.manager}]
             elif user.manager_was is not None:
-                item["manager@delta"] = [{"@odata.type": _USER_ODATA, "id": user.manager_was,
-                                          "@removed": {"reason": "deleted"}}]
+                item["manager@delta"] = [
+                    {
+                        "@odata.type": _USER_ODATA,
+                        "id": user.manager_was,
+                        "@removed": {"reason": "deleted"},
+                    }
+                ]
         return item
 
     # --- single user ------------------------------------------------------------------------------
-    def _get_user(self, key: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _get_user(self, key: str, query: dict[str, str]) -> Reply:
         with self.lock:
-            found = next((u for u, user in self.users.items() if user.removed is None and (
-                u == key or str(user.props.get("userPrincipalName", "")).lower() == key.lower()
-            )), None)
+            found = next(
+                (
+                    u
+                    for u, user in self.users.items()
+                    if user.removed is None
+                    and (
+                        u == key
+                        or str(user.props.get("userPrincipalName", "")).lower() == key.lower()
+                    )
+                ),
+                None,
+            )
             if found is None:
-                return _error(404, "Request_ResourceNotFound",
-                              f"Resource '{key}' does not exist or one of its queried reference-"
-                              "property objects are not present.")
+                return error_reply(
+                    404,
+                    "Request_ResourceNotFound",
+                    f"Resource '{key}' does not exist or one of its queried reference-"
+                    "property objects are not present.",
+                )
             user = self.users[found]
             select = [s for s in query.get("select", "").split(",") if s]
             body: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#users/$entity"}
@@ -287,76 +350,25 @@ class FakeGraph:
             body["id"] = found
             if query.get("expand", "").startswith("manager") and user.manager is not None:
                 body["manager"] = {"@odata.type": _USER_ODATA, "id": user.manager}
-        return _json(200, body)
+        return json_reply(200, body)
 
-    # --- subscriptions ----------------------------------------------------------------------------
-    def _create_subscription(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        problem = self._check_expiry(body.get("expirationDateTime"))
-        if problem:
-            return problem
-        if not body.get("notificationUrl") or not body.get("changeType"):
-            return _error(400, "InvalidRequest", "notificationUrl and changeType are required.")
-        if self.validate_notification_url and not _validates(body["notificationUrl"]):
-            return _error(400, "InvalidRequest",
-                          "Subscription validation request failed. Notification endpoint must "
-                          "respond with 200 OK to validation request.")
-        sub = {"id": str(uuid.uuid4()), "resource": body.get("resource"),
-               "changeType": body["changeType"], "clientState": body.get("clientState"),
-               "notificationUrl": body["notificationUrl"],
-               "lifecycleNotificationUrl": body.get("lifecycleNotificationUrl"),
-               "expirationDateTime": body["expirationDateTime"]}
+    def _deleted_item(self, object_id: str) -> Reply:
+        """Soft-deleted users stay in deletedItems for 30 days; permanently deleted ones not."""
         with self.lock:
-            self.subscriptions[sub["id"]] = sub
-        return _json(201, {"@odata.context": f"{self.base_url}/$metadata#subscriptions/$entity",
-                           **sub})
+            user = self.users.get(object_id)
+            if user is None or user.removed != "changed":
+                return error_reply(
+                    404, "Request_ResourceNotFound", f"Resource '{object_id}' does not exist."
+                )
+            body = {
+                "@odata.context": f"{self.base_url}/$metadata#directoryObjects/$entity",
+                "@odata.type": _USER_ODATA,
+                "id": object_id,
+                "deletedDateTime": datetime.now(UTC).isoformat(),
+            }
+        return json_reply(200, body)
 
-    def _subscription(self, method: str, sub_id: str,
-                      body: bytes) -> tuple[int, dict[str, str], bytes]:
-        with self.lock:
-            sub = self.subscriptions.get(sub_id)
-        if sub is None:
-            return _error(404, "ResourceNotFound", f"The object '{sub_id}' doesn't exist.")
-        if method == "DELETE":
-            with self.lock:
-                del self.subscriptions[sub_id]
-            return 204, {}, b""
-        if method == "PATCH":
-            change = json.loads(body or b"{}")
-            problem = self._check_expiry(change.get("expirationDateTime"))
-            if problem:
-                return problem
-            sub["expirationDateTime"] = change["expirationDateTime"]
-        return _json(200, {"@odata.context": f"{self.base_url}/$metadata#subscriptions/$entity",
-                           **sub})
-
-    @staticmethod
-    def _check_expiry(value: Any) -> tuple[int, dict[str, str], bytes] | None:
-        try:
-            expires = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return _error(400, "InvalidRequest", "expirationDateTime is required.")
-        if expires > datetime.now(UTC) + timedelta(minutes=MAX_USER_SUBSCRIPTION_MINUTES):
-            return _error(400, "InvalidRequest", "Subscription expiration can only be 41760 "
-                                                 "minutes in the future.")
-        return None
-
-    def notify(self, user_id: str, change_type: str = "updated") -> list[int]:
-        """Deliver a change notification to every subscription; returns the HTTP statuses."""
-        statuses = []
-        for sub in list(self.subscriptions.values()):
-            payload = {"value": [{
-                "subscriptionId": sub["id"], "clientState": sub["clientState"],
-                "changeType": change_type, "resource": f"Users/{user_id}",
-                "subscriptionExpirationDateTime": sub["expirationDateTime"],
-                "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95",
-                "resourceData": {"@odata.type": _USER_ODATA, "@odata.id": f"Users/{user_id}",
-                                 "id": user_id, "organizationId": "84bd8158"},
-            }]}
-            statuses.append(_post(sub["notificationUrl"], json.dumps(payload).encode(),
-                                  "application/json")[0])
-        return statuses
-
-    # --- hosting -----------------------------------------------------------------------------------
+    # --- hosting ----------------------------------------------------------------------------------
     @contextmanager
     def serve(self) -> Iterator[FakeGraph]:
         fake = self
@@ -384,6 +396,7 @@ class FakeGraph:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1.0"
+        self.subs.base_url = self.base_url
         thread = threading.Thread(target=server.serve_forever, name="fake-graph", daemon=True)
         thread.start()
         try:
@@ -391,59 +404,3 @@ class FakeGraph:
         finally:
             server.shutdown()
             server.server_close()
-
-
-_MESSAGES = {
-    "TooManyRequests": "Too many requests.",
-    "serviceNotAvailable": "The service is temporarily unavailable.",
-    "generalException": "An internal server error occurred.",
-    "syncStateNotFound": "The delta token is expired and data must be synchronized again.",
-    "resyncRequired": "A resync is required.",
-}
-
-
-def _encode(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
-
-
-def _decode(token: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json;odata.metadata=minimal;charset=utf-8",
-                    "request-id": str(uuid.uuid4())}, json.dumps(body).encode()
-
-
-def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
-    request_id = str(uuid.uuid4())
-    return _json(status, {"error": {"code": code, "message": message, "innerError": {
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "request-id": request_id,
-        "client-request-id": request_id}}})
-
-
-def _post(url: str, body: bytes, ctype: str) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST")
-    request.add_header("Content-Type", ctype)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.headers.get("Content-Type", ""), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
-    except OSError:
-        return 0, "", b""
-
-
-def _validates(notification_url: str) -> bool:
-    """The validation handshake Graph runs before it creates a subscription."""
-    token = f"Validation: Testing client application reachability {uuid.uuid4()} <b>&</b>"
-    sep = "&" if "?" in notification_url else "?"
-    started = time.monotonic()
-    status, ctype, body = _post(f"{notification_url}{sep}validationToken={quote(token)}",
-                                b"", "text/plain; charset=utf-8")
-    return (status == 200 and ctype.startswith("text/plain") and body.decode() == token
-            and time.monotonic() - started < 10)
