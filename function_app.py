@@ -42,7 +42,7 @@ def to_scim_request(req: func.HttpRequest) -> ScimRequest:
     url = req.url.split("?", 1)[0]
     marker = "/" + BASE
     at = url.lower().find(marker)
-    base_url, path = (url[: at + len(marker)], url[at + len(marker):]) if at >= 0 else (url, "/")
+    base_url, path = (url[: at + len(marker)], url[at + len(marker) :]) if at >= 0 else (url, "/")
     return ScimRequest(
         method=req.method.upper(),
         path=path or "/",
@@ -60,10 +60,13 @@ def serve(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         resp = service().handle(to_scim_request(req))
     except Exception:
         log.exception("unhandled error in invocation %s", context.invocation_id)
-        resp = ScimResponse(500, b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],'
-                                 b'"status":"500","detail":"internal error; see the app log for '
-                                 b'invocation ' + context.invocation_id.encode() + b'"}',
-                            {"Content-Type": "application/scim+json"})
+        resp = ScimResponse(
+            500,
+            b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],'
+            b'"status":"500","detail":"internal error; see the app log for '
+            b"invocation " + context.invocation_id.encode() + b'"}',
+            {"Content-Type": "application/scim+json"},
+        )
     return func.HttpResponse(body=resp.body, status_code=resp.status, headers=resp.headers)
 
 
@@ -146,8 +149,9 @@ def not_found(req: func.HttpRequest, context: func.Context) -> func.HttpResponse
 # --- Microsoft Graph enrichment (graph_enrich) ------------------------------------------------
 
 
-@app.timer_trigger(schedule="%SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False,
-                   use_monitor=True)
+@app.timer_trigger(
+    schedule="%SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
 def graph_sync(timer: func.TimerRequest) -> None:
     """Graph delta sync + enrichment on SYNC_SCHEDULE (NCRONTAB, UTC). Trouble with Graph or
     credentials is logged and recorded in the state table, never raised: SCIM is unaffected."""
@@ -161,7 +165,13 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     """Graph change notifications: the validation handshake, else 202 within Graph's 3 s."""
     from graph_enrich import WebhookRequest, receive
 
-    reply = receive(WebhookRequest(dict(req.params), req.get_body() or b""),
-                    Settings.from_env(os.environ), service().store)
-    return func.HttpResponse(reply.body, status_code=reply.status,
-                             headers={"Content-Type": reply.content_type, **reply.headers})
+    reply = receive(
+        WebhookRequest(dict(req.params), req.get_body() or b""),
+        Settings.from_env(os.environ),
+        service().store,
+    )
+    return func.HttpResponse(
+        reply.body,
+        status_code=reply.status,
+        headers={"Content-Type": reply.content_type, **reply.headers},
+    )

@@ -28,12 +28,28 @@ from bench.stats import median
 RESULTS = Path(__file__).resolve().with_name("results")
 PARTS = ("cycle", "cold", "cpu", "scale")
 
-FULL = {"cycle_users": 200, "cycle_repeats": 3, "cold_repeats": 7, "cpu_loops": 300,
-        "cpu_repeats": 5, "levels": scale.USER_LEVELS, "group_sizes": scale.GROUP_SIZES,
-        "samples": 40, "scale_repeats": 3}
-QUICK = {"cycle_users": 40, "cycle_repeats": 2, "cold_repeats": 3, "cpu_loops": 100,
-         "cpu_repeats": 3, "levels": [1_000, 5_000], "group_sizes": [10, 2_000],
-         "samples": 15, "scale_repeats": 2}
+FULL = {
+    "cycle_users": 200,
+    "cycle_repeats": 3,
+    "cold_repeats": 7,
+    "cpu_loops": 300,
+    "cpu_repeats": 5,
+    "levels": scale.USER_LEVELS,
+    "group_sizes": scale.GROUP_SIZES,
+    "samples": 40,
+    "scale_repeats": 3,
+}
+QUICK = {
+    "cycle_users": 40,
+    "cycle_repeats": 2,
+    "cold_repeats": 3,
+    "cpu_loops": 100,
+    "cpu_repeats": 3,
+    "levels": [1_000, 5_000],
+    "group_sizes": [10, 2_000],
+    "samples": 15,
+    "scale_repeats": 2,
+}
 
 
 def log(message: str) -> None:
@@ -63,10 +79,18 @@ def machine() -> dict[str, Any]:
         load = Path("/proc/loadavg").read_text().split()[:3]
     except OSError:
         load = []
-    return {"cpu": cpu, "cores": _cores(), "memory_gib": round(mem_kb / 2**20, 1),
-            "os": platform.platform(), "python": platform.python_version(), "node": node,
-            "azurite": azurite, "scim2_server": version("scim2-server"),
-            "azure_data_tables": version("azure-data-tables"), "load_average_at_start": load}
+    return {
+        "cpu": cpu,
+        "cores": _cores(),
+        "memory_gib": round(mem_kb / 2**20, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "node": node,
+        "azurite": azurite,
+        "scim2_server": version("scim2-server"),
+        "azure_data_tables": version("azure-data-tables"),
+        "load_average_at_start": load,
+    }
 
 
 def _cores() -> int:
@@ -78,8 +102,11 @@ def _cores() -> int:
 def run_cycle(work: Path, cfg: dict[str, Any], out: dict[str, Any]) -> None:
     token = secrets.token_urlsafe(24)
     with BenchAzurite(work / "azurite-cycle") as azurite:
-        with OurHost(azurite.connection_string, token, work / "devhost") as ours, \
-                PeerServer(token) as peer, PeerServer(token, tuned=True) as tuned:
+        with (
+            OurHost(azurite.connection_string, token, work / "devhost") as ours,
+            PeerServer(token) as peer,
+            PeerServer(token, tuned=True) as tuned,
+        ):
             servers = {"ours": ours, "peer": peer, "peer_tuned": tuned}
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
             for name, server in servers.items():  # warm-up: first requests, lazy imports
@@ -87,25 +114,33 @@ def run_cycle(work: Path, cfg: dict[str, Any], out: dict[str, Any]) -> None:
             for repeat in range(cfg["cycle_repeats"]):
                 for name, server in servers.items():  # interleaved
                     before = cpu_seconds(server.pid), cpu_seconds(azurite.pid)
-                    result = entra_cycle.run_cycle(server.base_url, token, cfg["cycle_users"],
-                                                   peer=name != "ours")
+                    result = entra_cycle.run_cycle(
+                        server.base_url, token, cfg["cycle_users"], peer=name != "ours"
+                    )
                     spent = cpu_seconds(server.pid) - before[0]
                     result["server_cpu_ms_per_op"] = round(1000 * spent / result["ops"], 3)
                     if name == "ours":
                         storage = cpu_seconds(azurite.pid) - before[1]
                         result["azurite_cpu_ms_per_op"] = round(1000 * storage / result["ops"], 3)
                     runs[name].append(result)
-                    log(f"  cycle {repeat + 1}/{cfg['cycle_repeats']} {name}: "
+                    log(
+                        f"  cycle {repeat + 1}/{cfg['cycle_repeats']} {name}: "
                         f"{result['ops_per_s']} ops/s, errors {result['errors']}, "
-                        f"verification problems {result['verification_problem_count']}")
-        out["cycle"] = {"users_per_cycle": cfg["cycle_users"], "repeats": cfg["cycle_repeats"],
-                        "concurrency": entra_cycle.CONCURRENCY,
-                        "servers": {name: aggregate_cycle(items) for name, items in runs.items()}}
+                        f"verification problems {result['verification_problem_count']}"
+                    )
+        out["cycle"] = {
+            "users_per_cycle": cfg["cycle_users"],
+            "repeats": cfg["cycle_repeats"],
+            "concurrency": entra_cycle.CONCURRENCY,
+            "servers": {name: aggregate_cycle(items) for name, items in runs.items()},
+        }
         servers_out = out["cycle"]["servers"]
         out["cycle"]["ratio_vs_peer"] = round(
-            servers_out["ours"]["ops_per_s"] / servers_out["peer"]["ops_per_s"], 3)
+            servers_out["ours"]["ops_per_s"] / servers_out["peer"]["ops_per_s"], 3
+        )
         out["cycle"]["ratio_vs_peer_tuned"] = round(
-            servers_out["ours"]["ops_per_s"] / servers_out["peer_tuned"]["ops_per_s"], 3)
+            servers_out["ours"]["ops_per_s"] / servers_out["peer_tuned"]["ops_per_s"], 3
+        )
 
 
 def aggregate_cycle(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -121,19 +156,25 @@ def aggregate_cycle(items: list[dict[str, Any]]) -> dict[str, Any]:
         for row in rows:
             for status, n in row["errors"].items():
                 phase_errors[status] = phase_errors.get(status, 0) + n
-        phases[phase] = {"ops": rows[0]["ops"],
-                         **{k: round(median(r[k] for r in rows), 3)
-                            for k in ("ops_per_s", "p50_ms", "p95_ms", "p99_ms")},
-                         "errors": phase_errors}
-    out = {"ops_per_cycle": items[0]["ops"],
-           "ops_per_s": round(median(i["ops_per_s"] for i in items), 1),
-           "ops_per_s_repeats": [i["ops_per_s"] for i in items],
-           "server_cpu_ms_per_op": round(median(i["server_cpu_ms_per_op"] for i in items), 3),
-           "errors": errors,
-           "verification_problems": sum(i["verification_problem_count"] for i in items),
-           "verification_examples": items[-1]["verification_problems"][:5],
-           "peer_adaptations_per_cycle": items[-1]["peer_adaptations"],
-           "phases": phases}
+        phases[phase] = {
+            "ops": rows[0]["ops"],
+            **{
+                k: round(median(r[k] for r in rows), 3)
+                for k in ("ops_per_s", "p50_ms", "p95_ms", "p99_ms")
+            },
+            "errors": phase_errors,
+        }
+    out = {
+        "ops_per_cycle": items[0]["ops"],
+        "ops_per_s": round(median(i["ops_per_s"] for i in items), 1),
+        "ops_per_s_repeats": [i["ops_per_s"] for i in items],
+        "server_cpu_ms_per_op": round(median(i["server_cpu_ms_per_op"] for i in items), 3),
+        "errors": errors,
+        "verification_problems": sum(i["verification_problem_count"] for i in items),
+        "verification_examples": items[-1]["verification_problems"][:5],
+        "peer_adaptations_per_cycle": items[-1]["peer_adaptations"],
+        "phases": phases,
+    }
     if "azurite_cpu_ms_per_op" in items[0]:
         out["azurite_cpu_ms_per_op"] = round(median(i["azurite_cpu_ms_per_op"] for i in items), 3)
     return out
@@ -142,8 +183,9 @@ def aggregate_cycle(items: list[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument("--parts", default=",".join(PARTS),
-                        help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -153,16 +195,33 @@ def main(argv: list[str] | None = None) -> int:
     cfg = QUICK if args.quick else FULL
     began = time.perf_counter()
     stamp = datetime.now(UTC)
-    out: dict[str, Any] = {"meta": {"date": stamp.isoformat(timespec="seconds"),
-                                    "mode": "quick" if args.quick else "full",
-                                    "command": "python -m bench " + " ".join(argv or sys.argv[1:]),
-                                    "config": cfg, "machine": machine()},
-                           }
+    out: dict[str, Any] = {
+        "meta": {
+            "date": stamp.isoformat(timespec="seconds"),
+            "mode": "quick" if args.quick else "full",
+            "command": "python -m bench " + " ".join(argv or sys.argv[1:]),
+            "config": cfg,
+            "machine": machine(),
+        },
+    }
     # Our own modules compiled once, like site-packages (pip compiles at install): the cold
     # start then compares bytecode with bytecode (PYTHONDONTWRITEBYTECODE would otherwise
     # recompile scim_core in every fresh process).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "scim_core", "function_app.py",
-                    "devhost", "bench"], cwd=ROOT, check=False, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "scim_core",
+            "function_app.py",
+            "devhost",
+            "bench",
+        ],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+    )
     with tempfile.TemporaryDirectory(prefix="scim-bench-") as tmp:
         work = Path(tmp)
         if "cycle" in parts:
@@ -171,17 +230,24 @@ def main(argv: list[str] | None = None) -> int:
         if "cold" in parts:
             log("part 5: cold start")
             with BenchAzurite(work / "azurite-cold") as azurite:
-                out["cold_start"] = cold_start.run(azurite.connection_string,
-                                                   repeats=cfg["cold_repeats"])
+                out["cold_start"] = cold_start.run(
+                    azurite.connection_string, repeats=cfg["cold_repeats"]
+                )
         if "cpu" in parts:
             log("part 4: protocol CPU per operation (in process, in-memory stores)")
-            out["protocol_cpu"] = protocol_cpu.run(loops=cfg["cpu_loops"],
-                                                   repeats=cfg["cpu_repeats"])
+            out["protocol_cpu"] = protocol_cpu.run(
+                loops=cfg["cpu_loops"], repeats=cfg["cpu_repeats"]
+            )
         if "scale" in parts:
             log("parts 2 and 3: storage requests per operation, cost growth")
-            out["scale"] = scale.run(work, levels=cfg["levels"], group_sizes=cfg["group_sizes"],
-                                     samples=cfg["samples"], repeats=cfg["scale_repeats"],
-                                     log=log)
+            out["scale"] = scale.run(
+                work,
+                levels=cfg["levels"],
+                group_sizes=cfg["group_sizes"],
+                samples=cfg["samples"],
+                repeats=cfg["scale_repeats"],
+                log=log,
+            )
     out["meta"]["duration_s"] = round(time.perf_counter() - began, 1)
     out["targets"] = report.targets(out)
     args.out.mkdir(parents=True, exist_ok=True)

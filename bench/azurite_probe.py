@@ -31,9 +31,15 @@ from scim_core.table import TableStore
 
 def _user(n: int) -> tuple[dict[str, Any], dict[str, str | None]]:
     name = f"user{n}@contoso.com"
-    doc = {"id": str(uuid.uuid4()), "userName": name, "externalId": f"ext{n}", "active": True,
-           "displayName": f"User {n}", "emails": [{"value": name, "type": "work"}],
-           "meta": {"resourceType": "User"}}
+    doc = {
+        "id": str(uuid.uuid4()),
+        "userName": name,
+        "externalId": f"ext{n}",
+        "active": True,
+        "displayName": f"User {n}",
+        "emails": [{"value": name, "type": "work"}],
+        "meta": {"resourceType": "User"},
+    }
     return doc, {"userName": name, "externalId": f"ext{n}"}
 
 
@@ -45,8 +51,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         location = Path(tmp)
-        azurite: Azurite = (Azurite(ROOT, location) if args.mode == "stock"
-                            else BenchAzurite(location, indexed=args.mode == "indexed"))
+        azurite: Azurite = (
+            Azurite(ROOT, location)
+            if args.mode == "stock"
+            else BenchAzurite(location, indexed=args.mode == "indexed")
+        )
         with azurite:
             store = TableStore.from_connection_string(azurite.connection_string)
             store.create_tables()
@@ -66,8 +75,11 @@ def main() -> None:
                     began = time.perf_counter()
                     store.lookup("User", "externalId", f"ext{(k * 7919) % len(loaded)}")
                     ranges.append(time.perf_counter() - began)
-                print(f"{len(loaded):>8} {rate:>13.0f} {percentile(gets, 50) * 1000:>11.2f} "
-                      f"{percentile(ranges, 50) * 1000:>13.2f}", flush=True)
+                print(
+                    f"{len(loaded):>8} {rate:>13.0f} {percentile(gets, 50) * 1000:>11.2f} "
+                    f"{percentile(ranges, 50) * 1000:>13.2f}",
+                    flush=True,
+                )
             store.close()
 
 

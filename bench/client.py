@@ -29,9 +29,11 @@ class Client:
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.prefix = parts.path.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {token}",
-                        "Content-Type": "application/scim+json",
-                        "Accept": "application/scim+json"}
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/scim+json",
+            "Accept": "application/scim+json",
+        }
         self._local = threading.local()
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -41,8 +43,9 @@ class Client:
             self._local.conn = conn
         return conn
 
-    def request(self, method: str, path: str, params: dict[str, str] | None = None,
-                body: Any = None) -> Reply:
+    def request(
+        self, method: str, path: str, params: dict[str, str] | None = None, body: Any = None
+    ) -> Reply:
         url = self.prefix + path + ("?" + urlencode(params) if params else "")
         data = None if body is None else json.dumps(body).encode()
         start = time.perf_counter()

@@ -74,8 +74,14 @@ print(json.dumps({"import_s": t1 - t0, "first_request_s": t2 - t1, "graph_module
 def _spawn(code: str, env: dict[str, str]) -> dict[str, Any]:
     prelude = f"import json\nFILTER = {FILTER!r}\nTOKEN = 'cold-start-token'\n"
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", prelude + code], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     total = time.perf_counter() - began
     if done.returncode != 0:
         raise RuntimeError(f"cold-start child failed:\n{done.stderr[-2000:]}")
@@ -87,8 +93,11 @@ def _spawn(code: str, env: dict[str, str]) -> dict[str, Any]:
 def run(connection_string: str, *, repeats: int) -> dict[str, Any]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "TABLES_"))}
     base["PYTHONDONTWRITEBYTECODE"] = "1"  # the same (already compiled) bytecode for both
-    ours_env = {**base, "TABLES_CONNECTION_STRING": connection_string,
-                "SCIM_BEARER_TOKEN": "cold-start-token"}
+    ours_env = {
+        **base,
+        "TABLES_CONNECTION_STRING": connection_string,
+        "SCIM_BEARER_TOKEN": "cold-start-token",
+    }
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "peer": []}
     _spawn(OURS, ours_env)  # creates the tables once, so every measured run finds them
     for _ in range(repeats):  # interleaved
@@ -96,8 +105,10 @@ def run(connection_string: str, *, repeats: int) -> dict[str, Any]:
         runs["peer"].append(_spawn(PEER, base))
     out: dict[str, Any] = {}
     for side, items in runs.items():
-        out[side] = {key: round(median(r[key] for r in items) * 1000, 1)
-                     for key in ("total_s", "import_s", "first_request_s")}
+        out[side] = {
+            key: round(median(r[key] for r in items) * 1000, 1)
+            for key in ("total_s", "import_s", "first_request_s")
+        }
         out[side] = {k.replace("_s", "_ms"): v for k, v in out[side].items()}
         out[side]["graph_modules"] = sorted({m for r in items for m in r["graph_modules"]})
         out[side]["modules_loaded"] = int(median(r["modules"] for r in items))

@@ -39,8 +39,15 @@ MEMBER_BATCH = 10
 GROUPS_PER_USER = 2
 USERS_PER_GROUP = 25
 
-PHASES = ["create_users", "create_groups", "patch_users", "add_members", "check_members",
-          "disable_users", "delete_users"]
+PHASES = [
+    "create_users",
+    "create_groups",
+    "patch_users",
+    "add_members",
+    "check_members",
+    "disable_users",
+    "delete_users",
+]
 
 
 @dataclass
@@ -56,20 +63,29 @@ class Phase:
             self.errors[str(reply.status)] += 1
 
     def summary(self) -> dict[str, Any]:
-        return {"ops": len(self.latencies), "seconds": round(self.seconds, 3),
-                "ops_per_s": round(len(self.latencies) / self.seconds, 1) if self.seconds else 0,
-                **latency_summary(self.latencies), "errors": dict(self.errors)}
+        return {
+            "ops": len(self.latencies),
+            "seconds": round(self.seconds, 3),
+            "ops_per_s": round(len(self.latencies) / self.seconds, 1) if self.seconds else 0,
+            **latency_summary(self.latencies),
+            "errors": dict(self.errors),
+        }
 
 
 def entra_user(name: str, external_id: str) -> dict[str, Any]:
     """The POST /Users body Entra sends (ENTRA.md "Create")."""
     return {
-        "schemas": [USER, ENT], "externalId": external_id, "userName": name, "active": True,
-        "addresses": [], "displayName": "Jeff Smith",
+        "schemas": [USER, ENT],
+        "externalId": external_id,
+        "userName": name,
+        "active": True,
+        "addresses": [],
+        "displayName": "Jeff Smith",
         "emails": [{"primary": True, "type": "work", "value": name}],
         "meta": {"resourceType": "User"},
         "name": {"formatted": "Jeff Smith", "familyName": "Smith", "givenName": "Jeff"},
-        "roles": [], "title": "Engineer",
+        "roles": [],
+        "title": "Engineer",
         "phoneNumbers": [{"type": "mobile", "value": "+1 555 0100"}],
         ENT: {"department": "R&D", "employeeNumber": "701984"},
     }
@@ -114,15 +130,23 @@ class Cycle:
         self._phase(pool, "create_users", self.n_users, self._create_user)
         self._phase(pool, "create_groups", self.n_groups, self._create_group)
         self._phase(pool, "patch_users", self.n_users, self._patch_user)
-        batches = [(g, chunk) for g in range(self.n_groups)
-                   for chunk in _chunks(self._members(g), MEMBER_BATCH)]
+        # Round robin over the groups, as Entra works through objects in parallel: concurrent
+        # PATCHes of one group are possible (and must succeed) but not the rule.
+        per_group = [_chunks(self._members(g), MEMBER_BATCH) for g in range(self.n_groups)]
+        batches = [
+            (g, chunks[n])
+            for n in range(max(map(len, per_group)))
+            for g, chunks in enumerate(per_group)
+            if n < len(chunks)
+        ]
         self._phase(pool, "add_members", len(batches), lambda k: self._add(*batches[k]))
         self._phase(pool, "check_members", self.n_users, self._check)
         self._phase(pool, "disable_users", self.n_users, self._disable)
         self._phase(pool, "delete_users", self.n_users // 2, lambda k: self._delete(2 * k))
 
-    def _phase(self, pool: ThreadPoolExecutor, name: str, count: int,
-               task: Callable[[int], None]) -> None:
+    def _phase(
+        self, pool: ThreadPoolExecutor, name: str, count: int, task: Callable[[int], None]
+    ) -> None:
         start = time.perf_counter()
         for future in [pool.submit(task, k) for k in range(count)]:
             future.result()
@@ -142,13 +166,16 @@ class Cycle:
 
     def _create_group(self, g: int) -> None:
         phase, name = self.phases["create_groups"], f"{self.tag} Group {g}"
-        found = self.client.get("/Groups", {"filter": f'displayName eq "{name}"',
-                                            "excludedAttributes": "members"})
+        found = self.client.get(
+            "/Groups", {"filter": f'displayName eq "{name}"', "excludedAttributes": "members"}
+        )
         phase.record(found, found.status == 200 and found.json()["totalResults"] == 0)
         schemas = [GROUP] if self.peer else [GROUP, MS_GROUP]
         self.adaptations += self.peer
-        made = self.client.post("/Groups", {"schemas": schemas, "displayName": name,
-                                            "externalId": f"{self.tag}-gext{g}"})
+        made = self.client.post(
+            "/Groups",
+            {"schemas": schemas, "displayName": name, "externalId": f"{self.tag}-gext{g}"},
+        )
         phase.record(made, made.status == 201)
         if made.status == 201:
             self.group_ids[g] = made.json()["id"]
@@ -164,25 +191,32 @@ class Cycle:
     def _patch_user(self, i: int) -> None:
         mail, has_manager = self.new_mail(i), self.manager_of(i) is not None
         if i % 2 == 0:  # legacy dialect: capitalised ops, one op per path
-            ops = [{"op": "Replace", "path": 'emails[type eq "work"].value', "value": mail},
-                   {"op": "Replace", "path": "name.givenName", "value": f"Given{i}"},
-                   {"op": "Replace", "path": f"{ENT}:employeeNumber", "value": str(i)}]
+            ops = [
+                {"op": "Replace", "path": 'emails[type eq "work"].value', "value": mail},
+                {"op": "Replace", "path": "name.givenName", "value": f"Given{i}"},
+                {"op": "Replace", "path": f"{ENT}:employeeNumber", "value": str(i)},
+            ]
             if has_manager:
-                ops.append({"op": "Add", "path": f"{ENT}:manager",
-                            "value": self._manager_value(i)})
+                ops.append({"op": "Add", "path": f"{ENT}:manager", "value": self._manager_value(i)})
         else:  # aadOptscim062020: a path-less replace with dotted keys, plus path ops
-            ops = [{"op": "replace", "value": {"name.givenName": f"Given{i}",
-                                               f"{ENT}:employeeNumber": str(i)}},
-                   {"op": "replace", "path": 'emails[type eq "work"].value', "value": mail}]
+            ops = [
+                {
+                    "op": "replace",
+                    "value": {"name.givenName": f"Given{i}", f"{ENT}:employeeNumber": str(i)},
+                },
+                {"op": "replace", "path": 'emails[type eq "work"].value', "value": mail},
+            ]
             if has_manager:
-                ops.append({"op": "replace", "path": f"{ENT}:manager",
-                            "value": self._manager_value(i)})
+                ops.append(
+                    {"op": "replace", "path": f"{ENT}:manager", "value": self._manager_value(i)}
+                )
         reply = self.client.patch(f"/Users/{self.user_ids[i]}", patch(*ops))
         self.phases["patch_users"].record(reply, reply.status in (200, 204))
 
     def _add(self, g: int, chunk: list[int]) -> None:
-        body = patch({"op": "Add", "path": "members",
-                      "value": [{"value": self.user_ids[i]} for i in chunk]})
+        body = patch(
+            {"op": "Add", "path": "members", "value": [{"value": self.user_ids[i]} for i in chunk]}
+        )
         reply = self.client.patch(f"/Groups/{self.group_ids[g]}", body)
         self.phases["add_members"].record(reply, reply.status in (200, 204))
 
@@ -194,8 +228,10 @@ class Cycle:
             ok = reply.status == 200
             phase.record(reply, ok)
             if ok and reply.json()["totalResults"] != expected:
-                self.problems.append(f"membership check user{i} group{g}: "
-                                     f"{reply.json()['totalResults']} != {expected}")
+                self.problems.append(
+                    f"membership check user{i} group{g}: "
+                    f"{reply.json()['totalResults']} != {expected}"
+                )
 
     def _disable(self, i: int) -> None:
         if i % 2 == 0:
@@ -222,12 +258,20 @@ class Cycle:
                 return [f"user{i}: GET {reply.status}"]
             doc, out = reply.json(), []
             work = [e.get("value") for e in doc.get("emails", []) if e.get("type") == "work"]
-            want = {"active": False, "userName": self.user_name(i),
-                    "work email": [self.new_mail(i)], "givenName": f"Given{i}",
-                    "employeeNumber": str(i)}
-            got = {"active": doc.get("active"), "userName": doc.get("userName"),
-                   "work email": work, "givenName": doc.get("name", {}).get("givenName"),
-                   "employeeNumber": doc.get(ENT, {}).get("employeeNumber")}
+            want = {
+                "active": False,
+                "userName": self.user_name(i),
+                "work email": [self.new_mail(i)],
+                "givenName": f"Given{i}",
+                "employeeNumber": str(i),
+            }
+            got = {
+                "active": doc.get("active"),
+                "userName": doc.get("userName"),
+                "work email": work,
+                "givenName": doc.get("name", {}).get("givenName"),
+                "employeeNumber": doc.get(ENT, {}).get("employeeNumber"),
+            }
             manager = self.manager_of(i)
             if manager is not None:
                 want["manager"] = self.user_ids[manager]
@@ -242,8 +286,9 @@ class Cycle:
             got = {m["value"] for m in reply.json().get("members", [])}
             want = {self.user_ids[i] for i in self._members(g) if i not in deleted}
             if got != want:
-                return [f"group{g}: {len(got - want)} unexpected, "
-                        f"{len(want - got)} missing members"]
+                return [
+                    f"group{g}: {len(got - want)} unexpected, {len(want - got)} missing members"
+                ]
             return []
 
         for found in pool.map(check_user, range(self.n_users)):
@@ -260,9 +305,13 @@ class Cycle:
         errors: Counter[str] = Counter()
         for p in self.phases.values():
             errors.update(p.errors)
-        return {"ops": total_ops, "seconds": round(total_s, 3),
-                "ops_per_s": round(total_ops / total_s, 1), "errors": dict(errors),
-                "phases": {name: p.summary() for name, p in self.phases.items()}}
+        return {
+            "ops": total_ops,
+            "seconds": round(total_s, 3),
+            "ops_per_s": round(total_ops / total_s, 1),
+            "errors": dict(errors),
+            "phases": {name: p.summary() for name, p in self.phases.items()},
+        }
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

@@ -23,8 +23,10 @@ from bench.stats import median
 
 BASE = "http://127.0.0.1/scim/v2"
 POPULATION = 200
-COMPLEX = ('emails[type eq "work" and value co "user1"] or '
-           '(name.givenName sw "Giv" and active eq true and title ne "CEO")')
+COMPLEX = (
+    'emails[type eq "work" and value co "user1"] or '
+    '(name.givenName sw "Giv" and active eq true and title ne "CEO")'
+)
 
 
 class Ours:
@@ -36,11 +38,17 @@ class Ours:
         self.request_type = ScimRequest
         self.service = ScimService(MemoryStore(), None)
 
-    def call(self, method: str, path: str, query: dict[str, str] | None = None,
-             body: Any = None) -> tuple[int, Any]:
-        req = self.request_type(method=method, path=path, base_url=BASE, query=query or {},
-                                headers={"content-type": "application/scim+json"},
-                                body=b"" if body is None else json.dumps(body).encode())
+    def call(
+        self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None
+    ) -> tuple[int, Any]:
+        req = self.request_type(
+            method=method,
+            path=path,
+            base_url=BASE,
+            query=query or {},
+            headers={"content-type": "application/scim+json"},
+            body=b"" if body is None else json.dumps(body).encode(),
+        )
         resp = self.service.handle(req)
         return resp.status, resp.body
 
@@ -58,11 +66,17 @@ class Peer:
         self.request_type = ScimRequest
         self.app = BearerTokenApplication(InMemoryStorage(), provider, service=service)
 
-    def call(self, method: str, path: str, query: dict[str, str] | None = None,
-             body: Any = None) -> tuple[int, Any]:
-        req = self.request_type(method=method, base_url=BASE, path=path, query=query or {},
-                                headers={"Content-Type": "application/scim+json"},
-                                body=b"" if body is None else json.dumps(body).encode())
+    def call(
+        self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None
+    ) -> tuple[int, Any]:
+        req = self.request_type(
+            method=method,
+            base_url=BASE,
+            path=path,
+            query=query or {},
+            headers={"Content-Type": "application/scim+json"},
+            body=b"" if body is None else json.dumps(body).encode(),
+        )
         resp = self.app.serve(req)
         # What its WSGI layer does with the response (scim2_server.applications.wsgi).
         encoded = b"" if resp.body is None else json.dumps(resp.body).encode()
@@ -72,8 +86,9 @@ class Peer:
 def _operations(side: Ours | Peer, peer: bool) -> dict[str, Callable[[int], tuple[int, Any]]]:
     ids = []
     for i in range(POPULATION):
-        status, body = side.call("POST", "/Users", body=entra_user(f"user{i}@contoso.com",
-                                                                    f"ext{i}"))
+        status, body = side.call(
+            "POST", "/Users", body=entra_user(f"user{i}@contoso.com", f"ext{i}")
+        )
         assert status == 201, body
         ids.append(json.loads(body)["id"])
     counter = iter(range(10**9))
@@ -91,28 +106,44 @@ def _operations(side: Ours | Peer, peer: bool) -> dict[str, Callable[[int], tupl
 
     def patch_entra(k: int) -> tuple[int, Any]:
         manager = ids[(k + 1) % POPULATION]
-        ops = [{"op": "Replace", "path": 'emails[type eq "work"].value', "value": f"m{k}@x.com"},
-               {"op": "replace", "value": {"name.givenName": f"G{k}",
-                                           f"{ENT}:department": f"D{k}"}},
-               {"op": "Replace", "path": f"{ENT}:employeeNumber", "value": str(k)},
-               {"op": "Add", "path": f"{ENT}:manager",
-                "value": {"value": manager} if peer else manager}]
+        ops = [
+            {"op": "Replace", "path": 'emails[type eq "work"].value', "value": f"m{k}@x.com"},
+            {"op": "replace", "value": {"name.givenName": f"G{k}", f"{ENT}:department": f"D{k}"}},
+            {"op": "Replace", "path": f"{ENT}:employeeNumber", "value": str(k)},
+            {
+                "op": "Add",
+                "path": f"{ENT}:manager",
+                "value": {"value": manager} if peer else manager,
+            },
+        ]
         return side.call("PATCH", f"/Users/{ids[k % POPULATION]}", body=patch(*ops))
 
     def render(k: int) -> tuple[int, Any]:
-        return side.call("GET", f"/Users/{ids[k % POPULATION]}",
-                         {"attributes": "userName,emails,name.givenName"})
+        return side.call(
+            "GET", f"/Users/{ids[k % POPULATION]}", {"attributes": "userName,emails,name.givenName"}
+        )
 
-    return {"create": create, "filter_eq": filter_eq, "filter_complex": filter_complex,
-            "patch_entra": patch_entra, "render_attributes": render}
+    return {
+        "create": create,
+        "filter_eq": filter_eq,
+        "filter_complex": filter_complex,
+        "patch_entra": patch_entra,
+        "render_attributes": render,
+    }
 
 
-EXPECTED = {"create": (201,), "filter_eq": (200,), "filter_complex": (200,),
-            "patch_entra": (200, 204), "render_attributes": (200,)}
+EXPECTED = {
+    "create": (201,),
+    "filter_eq": (200,),
+    "filter_complex": (200,),
+    "patch_entra": (200, 204),
+    "render_attributes": (200,),
+}
 
 
-def cpu_per_op(fn: Callable[[int], tuple[int, Any]], expected: tuple[int, ...],
-               loops: int) -> float:
+def cpu_per_op(
+    fn: Callable[[int], tuple[int, Any]], expected: tuple[int, ...], loops: int
+) -> float:
     for k in range(20):  # warm-up
         status, body = fn(k)
         assert status in expected, (status, body[:300])
@@ -132,6 +163,9 @@ def run(*, loops: int, repeats: int) -> dict[str, Any]:
             for side, ops in sides.items():
                 runs[side].append(cpu_per_op(ops[name], EXPECTED[name], loops))
         ours, peer = median(runs["ours"]), median(runs["peer"])
-        results[name] = {"ours_us": round(ours * 1e6, 1), "peer_us": round(peer * 1e6, 1),
-                         "ratio": round(ours / peer, 3)}
+        results[name] = {
+            "ours_us": round(ours * 1e6, 1),
+            "peer_us": round(peer * 1e6, 1),
+            "ratio": round(ours / peer, 3),
+        }
     return results

@@ -18,16 +18,30 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if "cycle" in r:
         c, ours = r["cycle"], r["cycle"]["servers"]["ours"]
-        _target(out, "cycle throughput / scim2-server", c["ratio_vs_peer"], ">= 1.5",
-                c["ratio_vs_peer"] >= 1.5)
-        _target(out, "cycle errors (ours)", sum(ours["errors"].values()), "0",
-                not ours["errors"])
-        _target(out, "cycle verification problems (ours)", ours["verification_problems"], "0",
-                ours["verification_problems"] == 0)
+        _target(
+            out,
+            "cycle throughput / scim2-server",
+            c["ratio_vs_peer"],
+            ">= 1.5",
+            c["ratio_vs_peer"] >= 1.5,
+        )
+        _target(out, "cycle errors (ours)", sum(ours["errors"].values()), "0", not ours["errors"])
+        _target(
+            out,
+            "cycle verification problems (ours)",
+            ours["verification_problems"],
+            "0",
+            ours["verification_problems"] == 0,
+        )
     if "scale" in r:
         s = r["scale"]["storage_requests"]
-        limits = {"get_user": 1, "create_user": 1, "username_eq": 2, "externalid_eq": 2,
-                  "patch_user": 2}
+        limits = {
+            "get_user": 1,
+            "create_user": 1,
+            "username_eq": 2,
+            "externalid_eq": 2,
+            "patch_user": 2,
+        }
         for label in ("small", "big"):
             for k in (1, 49, 50, 100):
                 limits[f"add_{k}_members_{label}"] = math.ceil(k / 49) + 1
@@ -44,8 +58,13 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     if "cold_start" in r:
         cs = r["cold_start"]
         _target(out, "cold start / scim2-server", cs["ratio"], "<= 0.4", cs["ratio"] <= 0.4)
-        _target(out, "Graph modules on the HTTP path", cs["ours"]["graph_modules"], "none",
-                not cs["ours"]["graph_modules"])
+        _target(
+            out,
+            "Graph modules on the HTTP path",
+            cs["ours"]["graph_modules"],
+            "none",
+            not cs["ours"]["graph_modules"],
+        )
     return out
 
 
@@ -55,12 +74,14 @@ def growth_ratios(scale: dict[str, Any]) -> dict[str, float]:
     for op in ("get_user", "username_eq", "externalid_eq", "membership_check"):
         first, last = scale["levels"][levels[0]][op], scale["levels"][levels[-1]][op]
         ratios[f"{op} ({levels[0]} -> {levels[-1]} users)"] = round(
-            last["p50_ms"] / first["p50_ms"], 3)
+            last["p50_ms"] / first["p50_ms"], 3
+        )
     sizes = list(scale["groups"])
     for op in ("add_one_member", "get_group_without_members", "membership_check"):
         first, last = scale["groups"][sizes[0]][op], scale["groups"][sizes[-1]][op]
         ratios[f"group {op} ({sizes[0]} -> {sizes[-1]} members)"] = round(
-            last["p50_ms"] / first["p50_ms"], 3)
+            last["p50_ms"] / first["p50_ms"], 3
+        )
     return ratios
 
 
@@ -97,24 +118,31 @@ def markdown(r: dict[str, Any]) -> str:
             "server CPU ms/op | storage CPU ms/op |",
             "|---|---:|---:|---:|---|---:|---:|---:|",
         ]
-        for name, label in (("ours", "ours (devhost + Azurite)"),
-                            ("peer", "scim2-server (as shipped)"),
-                            ("peer_tuned", "scim2-server, backlog 128")):
+        for name, label in (
+            ("ours", "ours (devhost + Azurite)"),
+            ("peer", "scim2-server (as shipped)"),
+            ("peer_tuned", "scim2-server, backlog 128"),
+        ):
             s = srv[name]
             vs = "1" if name == "ours" else f"{srv['ours']['ops_per_s'] / s['ops_per_s']:.2f}x"
             lines.append(
                 f"| {label} | {s['ops_per_cycle']} | {s['ops_per_s']} | {vs} | "
                 f"{s['errors'] or 'none'} | {s['verification_problems']} | "
-                f"{s['server_cpu_ms_per_op']} | {s.get('azurite_cpu_ms_per_op', '-')} |")
-        lines += ["", "| phase | ours ops/s | p50 / p95 / p99 ms | peer ops/s | "
-                      "p50 / p95 / p99 ms | tuned peer ops/s |",
-                  "|---|---:|---|---:|---|---:|"]
+                f"{s['server_cpu_ms_per_op']} | {s.get('azurite_cpu_ms_per_op', '-')} |"
+            )
+        lines += [
+            "",
+            "| phase | ours ops/s | p50 / p95 / p99 ms | peer ops/s | "
+            "p50 / p95 / p99 ms | tuned peer ops/s |",
+            "|---|---:|---|---:|---|---:|",
+        ]
         for phase in PHASES:
             o, p, t = (srv[n]["phases"][phase] for n in ("ours", "peer", "peer_tuned"))
             lines.append(
                 f"| {phase} | {o['ops_per_s']} | {o['p50_ms']:.1f} / {o['p95_ms']:.1f} / "
                 f"{o['p99_ms']:.1f} | {p['ops_per_s']} | {p['p50_ms']:.1f} / {p['p95_ms']:.1f} / "
-                f"{p['p99_ms']:.1f} | {t['ops_per_s']} |")
+                f"{p['p99_ms']:.1f} | {t['ops_per_s']} |"
+            )
         examples = srv["peer"]["verification_examples"]
         if examples:
             lines += ["", f"Peer verification problems, e.g.: {'; '.join(examples[:2])}."]
@@ -122,57 +150,93 @@ def markdown(r: dict[str, Any]) -> str:
     if "scale" in r:
         s = r["scale"]
         levels, sizes = list(s["levels"]), list(s["groups"])
-        lines += [f"## 2. Storage requests per operation (at {s['users_loaded']:,} users; "
-                  f"'small' = {_n(sizes[0])}-member group, 'big' = {_n(sizes[-1])})", "",
-                  "| operation | requests | operation | requests |", "|---|---:|---|---:|"]
+        lines += [
+            f"## 2. Storage requests per operation (at {s['users_loaded']:,} users; "
+            f"'small' = {_n(sizes[0])}-member group, 'big' = {_n(sizes[-1])})",
+            "",
+            "| operation | requests | operation | requests |",
+            "|---|---:|---|---:|",
+        ]
         items = list(s["storage_requests"].items())
         half = (len(items) + 1) // 2
         for left, right in zip(items[:half], items[half:] + [("", "")], strict=False):
             lines.append(f"| {left[0]} | {left[1]} | {right[0]} | {right[1]} |")
-        lines += ["", "## 3. Cost growth (p50 ms; storage requests in brackets)", "",
-                  "| operation | " + " | ".join(f"{_n(x)} users" for x in levels) + " | ratio |",
-                  "|---|" + "---:|" * (len(levels) + 1)]
+        lines += [
+            "",
+            "## 3. Cost growth (p50 ms at the service, sizes interleaved; storage "
+            "requests in brackets)",
+            "",
+            "| operation | " + " | ".join(f"{_n(x)} users" for x in levels) + " | ratio |",
+            "|---|" + "---:|" * (len(levels) + 1),
+        ]
         ratios = growth_ratios(s)
         for op in ("get_user", "username_eq", "externalid_eq", "membership_check"):
             cells = [_cell(s["levels"][x][op]) for x in levels]
             ratio = next(v for k, v in ratios.items() if k.startswith(op + " "))
             lines.append(f"| {op} | " + " | ".join(cells) + f" | {ratio} |")
-        lines += ["", "| group operation | " + " | ".join(f"{_n(x)} members" for x in sizes)
-                  + " | ratio |", "|---|" + "---:|" * (len(sizes) + 1)]
+        lines += [
+            "",
+            "| group operation | " + " | ".join(f"{_n(x)} members" for x in sizes) + " | ratio |",
+            "|---|" + "---:|" * (len(sizes) + 1),
+        ]
         for op in ("add_one_member", "get_group_without_members", "membership_check"):
             cells = [_cell(s["groups"][x][op]) for x in sizes]
             ratio = next(v for k, v in ratios.items() if k.startswith(f"group {op} "))
             lines.append(f"| {op} | " + " | ".join(cells) + f" | {ratio} |")
         if "page_read_ms" in s:
-            lines += ["", "Bounded member page read alone (the PATCH response's): " + ", ".join(
-                f"{rows} rows {ms:.1f} ms" for rows, ms in s["page_read_ms"].items()) + "."]
-        loading = ", ".join(f"{k.replace('_per_s', '')} {v:,.0f}/s"
-                            for k, v in s["loading"].items())
+            lines += [
+                "",
+                "Bounded member page read alone (the PATCH response's): "
+                + ", ".join(f"{rows} rows {ms:.1f} ms" for rows, ms in s["page_read_ms"].items())
+                + ".",
+            ]
+        loading = ", ".join(
+            f"{k.replace('_per_s', '')} {v:,.0f}/s" for k, v in s["loading"].items()
+        )
         lines += ["", f"Loading (store batch path): {loading}.", ""]
     if "protocol_cpu" in r:
-        lines += ["## 4. Protocol CPU per operation (in process, in-memory stores)", "",
-                  "| operation | ours µs | scim2-server µs | ratio |", "|---|---:|---:|---:|"]
+        lines += [
+            "## 4. Protocol CPU per operation (in process, in-memory stores)",
+            "",
+            "| operation | ours µs | scim2-server µs | ratio |",
+            "|---|---:|---:|---:|",
+        ]
         for op in CPU_OPS:
             p = r["protocol_cpu"][op]
             lines.append(f"| {op} | {p['ours_us']} | {p['peer_us']} | {p['ratio']} |")
         lines.append("")
     if "cold_start" in r:
         cs = r["cold_start"]
-        lines += ["## 5. Cold start (fresh process to first response)", "",
-                  "| | total ms | import ms | first request ms | modules |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += [
+            "## 5. Cold start (fresh process to first response)",
+            "",
+            "| | total ms | import ms | first request ms | modules |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for side in ("ours", "peer"):
             x = cs[side]
-            lines.append(f"| {side} | {x['total_ms']} | {x['import_ms']} | "
-                         f"{x['first_request_ms']} | {x['modules_loaded']} |")
-        lines += ["", f"Ratio {cs['ratio']}; Graph/identity modules imported on our HTTP path: "
-                      f"{cs['ours']['graph_modules'] or 'none'}.", ""]
+            lines.append(
+                f"| {side} | {x['total_ms']} | {x['import_ms']} | "
+                f"{x['first_request_ms']} | {x['modules_loaded']} |"
+            )
+        lines += [
+            "",
+            f"Ratio {cs['ratio']}; Graph/identity modules imported on our HTTP path: "
+            f"{cs['ours']['graph_modules'] or 'none'}.",
+            "",
+        ]
     if r.get("targets"):
         met = sum(t["met"] for t in r["targets"])
-        lines += [f"## Targets: {met} of {len(r['targets'])} met", "",
-                  "| target | value | goal | |", "|---|---|---|---|"]
+        lines += [
+            f"## Targets: {met} of {len(r['targets'])} met",
+            "",
+            "| target | value | goal | |",
+            "|---|---|---|---|",
+        ]
         for t in r["targets"]:
-            lines.append(f"| {t['name']} | {t['value']} | {t['target']} | "
-                         f"{'met' if t['met'] else '**missed**'} |")
+            lines.append(
+                f"| {t['name']} | {t['value']} | {t['target']} | "
+                f"{'met' if t['met'] else '**missed**'} |"
+            )
         lines.append("")
     return "\n".join(lines)

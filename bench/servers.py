@@ -35,9 +35,15 @@ class BenchAzurite(Azurite):
 
     def _launch(self, launcher: Path) -> None:
         command = [
-            str(launcher), "--tableHost", HOST, "--tablePort", str(self.port),
+            str(launcher),
+            "--tableHost",
+            HOST,
+            "--tablePort",
+            str(self.port),
             "--inMemoryPersistence",  # instead of --location: the two exclude each other
-            "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--loose",
         ]
         # 100k users with their index and membership rows need more than Node's default heap.
         node_options = ["--max-old-space-size=6144"]
@@ -46,8 +52,13 @@ class BenchAzurite(Azurite):
         env = {**os.environ, "NODE_OPTIONS": " ".join(node_options)}
         with self._log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     @property
@@ -75,8 +86,13 @@ class _Served:
 
     def start(self) -> Self:
         self.process = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.env(), stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+            self.command(),
+            cwd=ROOT,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
             start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT
@@ -111,8 +127,12 @@ class _Served:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -126,12 +146,30 @@ class OurHost(_Served):
         self.connection_string, self.token, self.state_dir = connection_string, token, state_dir
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "bench.host", "--port", "0", "--state-dir",
-                str(self.state_dir), "--log-level", "WARNING"]
+        return [
+            sys.executable,
+            "-m",
+            "bench.host",
+            "--port",
+            "0",
+            "--state-dir",
+            str(self.state_dir),
+            "--log-level",
+            "WARNING",
+        ]
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "TABLES_CONNECTION_STRING": self.connection_string,
-                "SCIM_BEARER_TOKEN": self.token}
+        # This machine sets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (a sandbox CA file), a Function
+        # App does not; with them requests stats the bundle on every storage request. Azurite
+        # is plain HTTP, so they are dropped, as in Azure.
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+        }
+        return {
+            **env,
+            "TABLES_CONNECTION_STRING": self.connection_string,
+            "SCIM_BEARER_TOKEN": self.token,
+        }
 
     def url_from(self, line: str) -> str:
         return line.split(self.marker, 1)[1].strip() + "/scim/v2"

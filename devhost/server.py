@@ -49,6 +49,8 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 keeps connections alive between requests, as Kestrel does for Entra's client.
     protocol_version = "HTTP/1.1"
+    # Without it Nagle's algorithm holds the body back behind the headers: +40 ms a response.
+    disable_nagle_algorithm = True
     server_version = "devhost"
     server: _Server
 

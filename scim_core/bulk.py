@@ -80,8 +80,9 @@ def run_bulk(service: ScimService, req: ScimRequest) -> ScimResponse:
     return json_response(200, {"schemas": [BULK_RESPONSE], "Operations": ops})
 
 
-def _run_one(service: ScimService, req: ScimRequest, op: BulkOperation,
-             ids: dict[str, str]) -> dict[str, Any]:
+def _run_one(
+    service: ScimService, req: ScimRequest, op: BulkOperation, ids: dict[str, str]
+) -> dict[str, Any]:
     method = op.method.upper()
     try:
         if method not in ("POST", "PUT", "PATCH", "DELETE"):
@@ -93,9 +94,14 @@ def _run_one(service: ScimService, req: ScimRequest, op: BulkOperation,
         headers = {"content-type": "application/scim+json"}
         if op.version:
             headers["if-match"] = op.version
-        sub = ScimRequest(method=method, path=path, base_url=req.base_url, query={},
-                          headers=headers,
-                          body=json.dumps(data).encode() if data is not None else b"")
+        sub = ScimRequest(
+            method=method,
+            path=path,
+            base_url=req.base_url,
+            query={},
+            headers=headers,
+            body=json.dumps(data).encode() if data is not None else b"",
+        )
         parts = [p for p in path.split("/") if p]
         if not parts or parts[0].lower() not in ("users", "groups") or len(parts) > 2:
             raise InvalidValue(f"bulk path {op.path!r} must be /Users[/id] or /Groups[/id]")
@@ -115,8 +121,11 @@ def _run_one(service: ScimService, req: ScimRequest, op: BulkOperation,
 
 
 def _failed(op: BulkOperation, err: ScimError) -> dict[str, Any]:
-    result: dict[str, Any] = {"method": op.method.upper(), "status": str(err.status),
-                              "response": err.to_body()}
+    result: dict[str, Any] = {
+        "method": op.method.upper(),
+        "status": str(err.status),
+        "response": err.to_body(),
+    }
     if op.bulk_id:
         result["bulkId"] = op.bulk_id
     return result

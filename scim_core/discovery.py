@@ -19,26 +19,35 @@ def service_provider_config(base_url: str) -> dict[str, Any]:
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
         "patch": {"supported": True},
-        "bulk": {"supported": True, "maxOperations": BULK_MAX_OPERATIONS,
-                 "maxPayloadSize": BULK_MAX_PAYLOAD},
+        "bulk": {
+            "supported": True,
+            "maxOperations": BULK_MAX_OPERATIONS,
+            "maxPayloadSize": BULK_MAX_PAYLOAD,
+        },
         "filter": {"supported": True, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": False},
         "sort": {"supported": True},
         "etag": {"supported": True},
-        "authenticationSchemes": [{
-            "type": "oauthbearertoken",
-            "name": "OAuth Bearer Token",
-            "description": "A static secret token or an OAuth 2.0 bearer JWT in the "
-                           "Authorization header.",
-            "specUri": "https://www.rfc-editor.org/info/rfc6750",
-            "primary": True,
-        }],
-        "meta": {"resourceType": "ServiceProviderConfig",
-                 "location": f"{base_url}/ServiceProviderConfig"},
+        "authenticationSchemes": [
+            {
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "A static secret token or an OAuth 2.0 bearer JWT in the "
+                "Authorization header.",
+                "specUri": "https://www.rfc-editor.org/info/rfc6750",
+                "primary": True,
+            }
+        ],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": f"{base_url}/ServiceProviderConfig",
+        },
     }
 
 
-def serve(types: dict[str, ResourceType], head: str, rest: list[str], base_url: str) -> dict[str, Any]:
+def serve(
+    types: dict[str, ResourceType], head: str, rest: list[str], base_url: str
+) -> dict[str, Any]:
     """The body for ``GET /<head>[/<id>]`` (``head`` lower-case)."""
     if head == "serviceproviderconfig":
         if rest:

@@ -42,7 +42,9 @@ class ScimError(Exception):
     status: int = 500
     scim_type: str | None = None
 
-    def __init__(self, detail: str, *, scim_type: str | None = None, retry_after: int | None = None):
+    def __init__(
+        self, detail: str, *, scim_type: str | None = None, retry_after: int | None = None
+    ):
         super().__init__(detail)
         self.detail = detail
         if scim_type is not None:

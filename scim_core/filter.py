@@ -116,8 +116,9 @@ _NAME = re.compile(r"\$ref|[A-Za-z][A-Za-z0-9_-]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 # One match per token: whitespace, then punctuation, a JSON string or a bare word. A '"' that
 # starts no complete string stops the scan, which is reported as an unterminated string.
-_TOKEN = re.compile(r'[ \t\r\n]*(?:([()\[\]])|("[^"\\]*(?:\\.[^"\\]*)*")|([^ \t\r\n()\[\]"]+))',
-                    re.S)
+_TOKEN = re.compile(
+    r'[ \t\r\n]*(?:([()\[\]])|("[^"\\]*(?:\\.[^"\\]*)*")|([^ \t\r\n()\[\]"]+))', re.S
+)
 _KINDS = ("", "punct", "str", "word")
 _JSON_STRING = json.JSONDecoder(strict=False)
 
@@ -146,6 +147,7 @@ def _tokenize(text: str, error: type[ScimError]) -> list[_Tok]:
 
 
 # --- parser -----------------------------------------------------------------------------------
+
 
 class _Parser:
     def __init__(self, text: str, error: type[ScimError]) -> None:
@@ -221,8 +223,10 @@ class _Parser:
         if not _NAME.fullmatch(name) or (dot and not _NAME.fullmatch(sub)) or (colon and not urn):
             self.fail("an attribute path", tok)
         if in_vf and (colon or dot):
-            raise self.error(f"Only a sub-attribute name may appear inside '[...]', "
-                             f"found {tok.text!r} at position {tok.pos}")
+            raise self.error(
+                f"Only a sub-attribute name may appear inside '[...]', "
+                f"found {tok.text!r} at position {tok.pos}"
+            )
         return AttrPath(urn if colon else None, name, sub if dot else None)
 
     def attr_exp(self, in_vf: bool) -> Filter:
@@ -396,8 +400,15 @@ def _boolean(v: Any) -> bool | None:
 
 # "ne" is "not eq": the caller negates the whole any() (module docstring).
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq, "ne": operator.eq, "co": operator.contains, "sw": str.startswith,
-    "ew": str.endswith, "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le,
+    "eq": operator.eq,
+    "ne": operator.eq,
+    "co": operator.contains,
+    "sw": str.startswith,
+    "ew": str.endswith,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
 }
 
 
@@ -413,15 +424,19 @@ def _predicate(c: Compare, target: Attribute) -> Callable[[Any], bool]:
     op, fn = c.op, _OPS[c.op]
     kind = target.type
     if op in _ORDER_OPS and kind in ("boolean", "binary"):
-        raise InvalidFilter(f"'{op}' is not defined for {kind} attribute {target.name!r} "
-                            f"(RFC 7644 §3.4.2.2)")
+        raise InvalidFilter(
+            f"'{op}' is not defined for {kind} attribute {target.name!r} (RFC 7644 §3.4.2.2)"
+        )
     if kind == "boolean":
         b = _boolean(c.value)
         return (lambda v: _boolean(v) == b) if b is not None and op in ("eq", "ne") else _never
     if kind in ("integer", "decimal"):
         n = _number(c.value)
-        return (lambda v: (x := _number(v)) is not None and fn(x, n)) \
-            if n is not None and op not in ("co", "sw", "ew") else _never
+        return (
+            (lambda v: (x := _number(v)) is not None and fn(x, n))
+            if n is not None and op not in ("co", "sw", "ew")
+            else _never
+        )
     if kind == "dateTime" and op not in ("co", "sw", "ew"):
         d = _datetime(c.value)
         if d is None:
@@ -463,8 +478,9 @@ class _Scope:
         found = rt.resolve(path.urn, path.name, path.sub)
         if found is None and path.urn is None:
             # Entra sends bare ``manager``: fall back to the extensions, in declared order.
-            found = next((r for s, _ in rt.extensions
-                          if (r := rt.resolve(s.id, path.name, path.sub))), None)
+            found = next(
+                (r for s, _ in rt.extensions if (r := rt.resolve(s.id, path.name, path.sub))), None
+            )
         if found is None:
             return (lambda d: []), None  # undefined: behaves as unassigned (module docstring)
         attr, target = found.attribute, found.target
@@ -478,6 +494,7 @@ class _Scope:
         def in_extension(d: Mapping[str, Any]) -> list[Any]:
             ext = _get(d, urn)
             return _values(_get(ext, name), sub_name) if isinstance(ext, dict) else []
+
         return in_extension, target
 
     def compile(self, f: Filter) -> Matcher:

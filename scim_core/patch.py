@@ -115,8 +115,10 @@ def _operations(body: Any) -> list[tuple[str, str | None, Any]]:
     fields = {k.lower(): v for k, v in body.items()}  # attribute names are case-insensitive
     schemas = fields.get("schemas")
     # Lenient: a body without "schemas" is taken as a PatchOp (Entra always sends it).
-    if schemas is not None and not (isinstance(schemas, list) and any(
-            isinstance(s, str) and s.lower() == PATCH_OP_SCHEMA.lower() for s in schemas)):
+    if schemas is not None and not (
+        isinstance(schemas, list)
+        and any(isinstance(s, str) and s.lower() == PATCH_OP_SCHEMA.lower() for s in schemas)
+    ):
         raise InvalidSyntax(f"'schemas' must contain {PATCH_OP_SCHEMA!r}")
     ops = fields.get("operations")
     if not isinstance(ops, list) or not ops:
@@ -130,7 +132,8 @@ def _operations(body: Any) -> list[tuple[str, str | None, Any]]:
         # Case-insensitive: Entra legacy dialect sends "Add", despite RFC 7644 §3.5.2.
         if not isinstance(op, str) or op.lower() not in _OPS:
             raise InvalidSyntax(
-                f"Operations[{index}].op must be add, replace or remove, got {op!r:.40}")
+                f"Operations[{index}].op must be add, replace or remove, got {op!r:.40}"
+            )
         path = o.get("path")
         if path is not None and not isinstance(path, str):
             raise InvalidPath(f"Operations[{index}].path must be a string")
@@ -251,13 +254,16 @@ class _Patcher:
         if urn is None and name.lower() == "schemas":
             return None
         if urn is not None and not self.rtype.knows_urn(urn):
-            raise InvalidPath(f"unknown schema URN in {path!r}: {self.rtype.name} resources "
-                              f"have {', '.join(self.rtype.schema_urns())}")
+            raise InvalidPath(
+                f"unknown schema URN in {path!r}: {self.rtype.name} resources "
+                f"have {', '.join(self.rtype.schema_urns())}"
+            )
         found = self.rtype.resolve(urn, name)
         if found is None and urn is None:
             # Entra: bare "manager" names the enterprise attribute (ENTRA.md "Manager").
-            found = next((r for s, _ in self.rtype.extensions
-                          if (r := self.rtype.resolve(s.id, name))), None)
+            found = next(
+                (r for s, _ in self.rtype.extensions if (r := self.rtype.resolve(s.id, name))), None
+            )
         if found is None:
             where = urn or self.rtype.core.id
             raise InvalidPath(f"{name!r} is not an attribute of {where} (path {path!r})")
@@ -267,8 +273,9 @@ class _Patcher:
         if sub_name and sub is None:
             raise InvalidPath(f"{sub_name!r} is not a sub-attribute of {attr.name!r}")
         if parsed.value_filter is not None and not (attr.multi_valued and attr.is_complex):
-            raise InvalidPath(f"a value filter needs a multi-valued complex attribute, "
-                              f"{attr.name!r} is not one")
+            raise InvalidPath(
+                f"a value filter needs a multi-valued complex attribute, {attr.name!r} is not one"
+            )
         return _Target(found.urn, attr, parsed.value_filter, sub)
 
     def container(self, urn: str | None) -> dict[str, Any]:
@@ -308,8 +315,9 @@ class _Patcher:
         if sub is not None:
             new = coerce_values(sub, value)
             if attr.multi_valued:  # no filter: every value's sub-attribute (as scim2-server)
-                items = [_set(dict(el), sub.name, new) for el in _list(before)
-                         if isinstance(el, dict)]
+                items = [
+                    _set(dict(el), sub.name, new) for el in _list(before) if isinstance(el, dict)
+                ]
                 return settle_primary(items, set(range(len(items))) if new is True else set())
             return _set(_obj(before), sub.name, new)
         if attr.multi_valued:
@@ -337,8 +345,10 @@ class _Patcher:
             # Later operations of the request find it through the same filter.
             described = _described(t.attr, t.value_filter)  # type: ignore[arg-type]
             if described is None:
-                raise NoTarget(f"no value of {t.attr.name!r} matches the filter, and the filter "
-                               f"does not describe one to create")
+                raise NoTarget(
+                    f"no value of {t.attr.name!r} matches the filter, and the filter "
+                    f"does not describe one to create"
+                )
             items.append({})
             hits = [len(items) - 1]
         else:
@@ -378,18 +388,25 @@ class _Patcher:
             match = self.matcher(t)
             if sub is None:
                 return [el for el in before if not match(el)]
-            return [el for el in (_without(el, sub.name) if match(el) else el for el in before)
-                    if el]
+            return [
+                el for el in (_without(el, sub.name) if match(el) else el for el in before) if el
+            ]
         if sub is not None:
             if attr.multi_valued:
                 return [el for el in (_without(el, sub.name) for el in before) if el]
             return _without(before, sub.name)
         if attr.multi_valued and attr.is_complex and value is not None:
             # Entra legacy: remove with a value removes the listed values only (ENTRA.md).
-            drop = [_identity(attr, merge_complex(attr, {}, v)) for v in _list(value)
-                    if isinstance(v, dict)]
-            return [el for el in before if not (isinstance(el, dict) and any(
-                d and d <= _identity(attr, el) for d in drop))]
+            drop = [
+                _identity(attr, merge_complex(attr, {}, v))
+                for v in _list(value)
+                if isinstance(v, dict)
+            ]
+            return [
+                el
+                for el in before
+                if not (isinstance(el, dict) and any(d and d <= _identity(attr, el) for d in drop))
+            ]
         return None
 
     # --- group members ----------------------------------------------------------------------
@@ -416,14 +433,21 @@ def _filter_ids(f: Filter) -> list[str]:
     apply without reading a group's member rows."""
     if isinstance(f, Or):
         return _filter_ids(f.left) + _filter_ids(f.right)
-    if (isinstance(f, Compare) and f.op == "eq" and f.path.name.lower() == "value"
-            and f.path.sub is None and f.value is not None):
+    if (
+        isinstance(f, Compare)
+        and f.op == "eq"
+        and f.path.name.lower() == "value"
+        and f.path.sub is None
+        and f.value is not None
+    ):
         return [f.value if isinstance(f.value, str) else f.raw or str(f.value)]
-    raise InvalidFilter("a members filter in PATCH must be 'value eq \"<id>\"' (or several "
-                        "joined by 'or')")
+    raise InvalidFilter(
+        "a members filter in PATCH must be 'value eq \"<id>\"' (or several joined by 'or')"
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------
+
 
 def _list(v: Any) -> list[Any]:
     """A copy of a multi-valued attribute's stored value."""
@@ -446,8 +470,10 @@ def _set(obj: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 def _identity(attr: Attribute, el: Any) -> Any:
     """What makes two values of ``attr`` the same value: strings of a caseExact=false
     (sub-)attribute compare case-insensitively (RFC 7643 §2.2)."""
+
     def fold(a: Attribute | None, v: Any) -> Any:
         return v.casefold() if isinstance(v, str) and a is not None and not a.case_exact else v
+
     if isinstance(el, dict):
         return frozenset((k, repr(fold(attr.sub(k), v))) for k, v in el.items())
     return repr(fold(attr, el))
@@ -462,8 +488,13 @@ def _described(attr: Attribute, f: Filter) -> dict[str, Any] | None:
     terms = _conjuncts(f)
     out: dict[str, Any] = {}
     for term in terms:
-        if not (isinstance(term, Compare) and term.op == "eq" and term.value is not None
-                and term.path.sub is None and term.path.urn is None):
+        if not (
+            isinstance(term, Compare)
+            and term.op == "eq"
+            and term.value is not None
+            and term.path.sub is None
+            and term.path.urn is None
+        ):
             return None
         sub = attr.sub(term.path.name)
         if sub is None or sub.mutability == "readOnly":

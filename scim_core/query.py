@@ -131,8 +131,10 @@ def _term_holds(store: Store, rtype: ResourceType, stored: Stored, term: Filter)
 def _with_members(store: Store, rtype: ResourceType, stored: Stored, f: Filter) -> dict[str, Any]:
     if rtype.name == "Group" and references_members(f):
         doc = dict(stored.doc)
-        doc["members"] = [{"value": m.value, "type": m.type, "display": m.display}
-                          for m in store.list_members(stored.id)]
+        doc["members"] = [
+            {"value": m.value, "type": m.type, "display": m.display}
+            for m in store.list_members(stored.id)
+        ]
         return doc
     return stored.doc
 

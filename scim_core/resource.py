@@ -25,7 +25,7 @@ MAX_STRING = 32_000
 
 
 def _drop_empty(value: Any) -> bool:
-    return value is None or value == [] or value == {} 
+    return value is None or value == [] or value == {}
 
 
 def _clean(attr: Attribute, value: Any, where: str) -> Any:
@@ -122,7 +122,11 @@ def read_members(value: Any) -> list[Member]:
         value = [value]
     out: dict[str, Member] = {}
     for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("value"), str) or not item["value"]:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("value"), str)
+            or not item["value"]
+        ):
             raise InvalidValue("each member must be an object with a non-empty string 'value'")
         mtype = item.get("type") or "User"
         if mtype not in ("User", "Group"):
@@ -130,7 +134,9 @@ def read_members(value: Any) -> list[Member]:
         display = item.get("display")
         if len(item["value"]) > 128 or (isinstance(display, str) and len(display) > MAX_STRING):
             raise InvalidValue("a member's value or display is longer than allowed")
-        out[item["value"]] = Member(item["value"], mtype, display if isinstance(display, str) else None)
+        out[item["value"]] = Member(
+            item["value"], mtype, display if isinstance(display, str) else None
+        )
     return list(out.values())
 
 
@@ -152,8 +158,9 @@ def etag_matches(header: str, version: str) -> bool:
 class Projection:
     """Which attributes to return: built from ``attributes`` / ``excludedAttributes``."""
 
-    def __init__(self, rtype: ResourceType, attributes: Iterable[str] = (),
-                 excluded: Iterable[str] = ()):
+    def __init__(
+        self, rtype: ResourceType, attributes: Iterable[str] = (), excluded: Iterable[str] = ()
+    ):
         self.rtype = rtype
         self.include = self._paths(attributes)
         self.exclude = self._paths(excluded)
@@ -175,11 +182,13 @@ class Projection:
                 # Unknown attributes name nothing to return: no error (RFC 7644 §3.4.2.5 is silent;
                 # scim2-server and Entra both expect leniency here).
                 continue
-            out.add((
-                resolved.urn.lower() if resolved.urn else None,
-                resolved.attribute.name.lower(),
-                resolved.sub.name.lower() if resolved.sub else None,
-            ))
+            out.add(
+                (
+                    resolved.urn.lower() if resolved.urn else None,
+                    resolved.attribute.name.lower(),
+                    resolved.sub.name.lower() if resolved.sub else None,
+                )
+            )
         return out
 
     def wants(self, urn: str | None, attr: Attribute) -> bool:
@@ -241,9 +250,12 @@ class Projection:
         def pick(item: Any) -> Any:
             if not isinstance(item, dict):
                 return item
-            return {k: v for k, v in item.items()
-                    if (not subs_in or whole_in or k.lower() in subs_in or k.lower() == "value")
-                    and k.lower() not in subs_out}
+            return {
+                k: v
+                for k, v in item.items()
+                if (not subs_in or whole_in or k.lower() in subs_in or k.lower() == "value")
+                and k.lower() not in subs_out
+            }
 
         return [pick(v) for v in value] if isinstance(value, list) else pick(value)
 

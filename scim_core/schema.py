@@ -106,8 +106,12 @@ class Schema:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Schema:
-        return cls(d["id"], d.get("name", ""), d.get("description", ""),
-                   tuple(Attribute.from_dict(a) for a in d.get("attributes", ())))
+        return cls(
+            d["id"],
+            d.get("name", ""),
+            d.get("description", ""),
+            tuple(Attribute.from_dict(a) for a in d.get("attributes", ())),
+        )
 
     @classmethod
     def load(cls, filename: str) -> Schema:
@@ -137,12 +141,18 @@ COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("id", case_exact=True, mutability="readOnly", returned="always", uniqueness="server"),
     Attribute("externalId", case_exact=True),
     Attribute(
-        "meta", "complex", mutability="readOnly",
+        "meta",
+        "complex",
+        mutability="readOnly",
         sub_attributes=tuple(
             Attribute(n, t, case_exact=True, mutability="readOnly")
-            for n, t in (("resourceType", "string"), ("created", "dateTime"),
-                         ("lastModified", "dateTime"), ("location", "reference"),
-                         ("version", "string"))
+            for n, t in (
+                ("resourceType", "string"),
+                ("created", "dateTime"),
+                ("lastModified", "dateTime"),
+                ("location", "reference"),
+                ("version", "string"),
+            )
         ),
     ),
 )
@@ -185,8 +195,11 @@ class ResourceType:
 
     def server_maintained_extensions(self) -> list[Schema]:
         """Extensions whose every attribute is readOnly: only the service writes them."""
-        return [s for s, _ in self.extensions
-                if s.attributes and all(a.mutability == "readOnly" for a in s.attributes)]
+        return [
+            s
+            for s, _ in self.extensions
+            if s.attributes and all(a.mutability == "readOnly" for a in s.attributes)
+        ]
 
     def schema_urns(self) -> list[str]:
         return [self.core.id] + [s.id for s, _ in self.extensions]
@@ -196,8 +209,11 @@ class ResourceType:
 
     def knows_urn(self, urn: str) -> bool:
         low = urn.lower()
-        return low == self.core.id.lower() or low in self.extension_urns or low in {
-            u.lower() for u in self.tolerated_urns}
+        return (
+            low == self.core.id.lower()
+            or low in self.extension_urns
+            or low in {u.lower() for u in self.tolerated_urns}
+        )
 
     def split_urn(self, path: str) -> tuple[str | None, str]:
         """Split ``urn:...:User:name.givenName`` into (schema URN, rest). A path without a known
@@ -206,7 +222,7 @@ class ResourceType:
         for urn in [self.core.id, *(s.id for s, _ in self.extensions)]:
             u = urn.lower()
             if low.startswith(u + ":"):
-                return (None if urn == self.core.id else urn), path[len(urn) + 1:]
+                return (None if urn == self.core.id else urn), path[len(urn) + 1 :]
             if low == u:
                 return (None if urn == self.core.id else urn), ""
         return None, path
@@ -257,20 +273,31 @@ class ResourceType:
             "description": self.description,
             "schema": self.core.id,
             "schemaExtensions": [{"schema": s.id, "required": r} for s, r in self.extensions],
-            "meta": {"resourceType": "ResourceType",
-                     "location": f"{base_url}/ResourceTypes/{self.name}"},
+            "meta": {
+                "resourceType": "ResourceType",
+                "location": f"{base_url}/ResourceTypes/{self.name}",
+            },
         }
 
 
 def default_resource_types(extra_user_extensions: Sequence[Schema] = ()) -> dict[str, ResourceType]:
     """The User and Group resource types this service implements."""
     user = ResourceType(
-        "User", "/Users", "User Account", Schema.load("user.json"),
-        ((Schema.load("enterprise_user.json"), False), (Schema.load("graph_user.json"), False),
-         *((s, False) for s in extra_user_extensions)),
+        "User",
+        "/Users",
+        "User Account",
+        Schema.load("user.json"),
+        (
+            (Schema.load("enterprise_user.json"), False),
+            (Schema.load("graph_user.json"), False),
+            *((s, False) for s in extra_user_extensions),
+        ),
     )
     group = ResourceType(
-        "Group", "/Groups", "Group", Schema.load("group.json"),
+        "Group",
+        "/Groups",
+        "Group",
+        Schema.load("group.json"),
         tolerated_urns=frozenset({ENTRA_GROUP_SCHEMA}),
     )
     return {"User": user, "Group": group}

@@ -44,7 +44,7 @@ from scim_core.store import Member, MemberChange, Store, Stored
 MAX_BODY = 1_048_576
 #: Largest group whose members a PATCH response includes. One storage page holds at most 1,000
 #: rows, and telling "more than the limit" apart takes limit + 1 of them in that one request.
-PATCH_MEMBERS_LIMIT = 999
+PATCH_MEMBERS_LIMIT = 99
 #: Read-modify-write attempts of a PUT/PATCH without If-Match that keeps losing ETag races.
 WRITE_ATTEMPTS = 10
 _ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
@@ -91,22 +91,27 @@ def _query(params: dict[str, Any]) -> Query:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(f"invalid query parameter {where!r}: {first['msg']}",
-                         scim_type="invalidValue") from None
+        raise BadRequest(
+            f"invalid query parameter {where!r}: {first['msg']}", scim_type="invalidValue"
+        ) from None
 
 
 class ScimService:
     """SCIM 2.0 over a :class:`Store`. ``handle`` routes any request below the SCIM base."""
 
-    def __init__(self, store: Store, authenticator: Authenticator | None,
-                 types: dict[str, ResourceType] | None = None,
-                 clock: Callable[[], str] = _now):
+    def __init__(
+        self,
+        store: Store,
+        authenticator: Authenticator | None,
+        types: dict[str, ResourceType] | None = None,
+        clock: Callable[[], str] = _now,
+    ):
         self.store = store
         self.auth = authenticator
         self.types = types or default_resource_types()
         self.clock = clock
 
-    # --- entry point ----------------------------------------------------------------------------
+    # --- entry point --------------------------------------------------------------------------
     def handle(self, req: ScimRequest) -> ScimResponse:
         try:
             if self.auth is not None:
@@ -133,8 +138,10 @@ class ScimService:
             self._allow(req, "POST")
             return run_bulk(self, req)
         if head == "me":
-            raise NotImplemented_("/Me is not supported: requests are made by a provisioning "
-                                  "client, not on behalf of a user (RFC 7644 §3.11)")
+            raise NotImplemented_(
+                "/Me is not supported: requests are made by a provisioning "
+                "client, not on behalf of a user (RFC 7644 §3.11)"
+            )
         if head in ("serviceproviderconfig", "schemas", "resourcetypes"):
             self._allow(req, "GET")
             return json_response(200, discovery.serve(self.types, head, rest, req.base_url))
@@ -145,7 +152,7 @@ class ScimService:
         if req.method not in methods:
             raise MethodNotAllowed(f"{req.method} is not allowed here; use {', '.join(methods)}")
 
-    # --- collections ------------------------------------------------------------------------------
+    # --- collections --------------------------------------------------------------------------
     def collection(self, req: ScimRequest, rtype: ResourceType) -> ScimResponse:
         self._allow(req, "GET", "POST")
         if req.method == "POST":
@@ -179,18 +186,22 @@ class ScimService:
             return None
         return parse_filter(text)
 
-    def _page(self, found: list[tuple[ResourceType, Stored]], query: Query,
-              base_url: str) -> dict[str, Any]:
+    def _page(
+        self, found: list[tuple[ResourceType, Stored]], query: Query, base_url: str
+    ) -> dict[str, Any]:
         if query.sort_by:
             found = sort_resources(found, query.sort_by, query.sort_order == "descending")
         count = DEFAULT_COUNT if query.count is None else query.count
-        page = found[query.start_index - 1: query.start_index - 1 + count]
-        rendered = [self.render(rt, s, base_url, Projection(rt, query.attributes,
-                                                             query.excluded_attributes))
-                    for rt, s in page]
+        page = found[query.start_index - 1 : query.start_index - 1 + count]
+        rendered = [
+            self.render(
+                rt, s, base_url, Projection(rt, query.attributes, query.excluded_attributes)
+            )
+            for rt, s in page
+        ]
         return list_response(rendered, len(found), query.start_index)
 
-    # --- single resources ---------------------------------------------------------------------------
+    # --- single resources ---------------------------------------------------------------------
     def resource(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
         self._allow(req, "GET", "PUT", "PATCH", "DELETE")
         if not is_valid_id(rid):
@@ -221,16 +232,19 @@ class ScimService:
     def _check_if_match(req: ScimRequest, stored: Stored) -> None:
         header = req.headers.get("if-match")
         if header and not etag_matches(header, version_of(stored.etag)):
-            raise PreconditionFailed(f"If-Match {header} does not match the current version "
-                                     f"{version_of(stored.etag)}")
+            raise PreconditionFailed(
+                f"If-Match {header} does not match the current version {version_of(stored.etag)}"
+            )
 
     def keys(self, rtype: ResourceType, doc: dict[str, Any]) -> dict[str, str | None]:
         """Index keys of a document; unique names are case-insensitive (casefolded)."""
         unique = "userName" if rtype.name == "User" else "displayName"
         value = doc.get(unique)
         ext = doc.get("externalId")
-        return {unique: value.casefold() if isinstance(value, str) else None,
-                "externalId": ext if isinstance(ext, str) else None}
+        return {
+            unique: value.casefold() if isinstance(value, str) else None,
+            "externalId": ext if isinstance(ext, str) else None,
+        }
 
     def _check_members(self, members: list[Member] | tuple[Member, ...] | Any) -> None:
         for m in members:
@@ -246,8 +260,9 @@ class ScimService:
         doc["meta"] = {"resourceType": rtype.name, "created": now, "lastModified": now}
         stored = self.store.create(rtype.name, doc, self.keys(rtype, doc), members or ())
         body = self.render(rtype, stored, req.base_url, Projection(rtype), members=members or [])
-        return json_response(201, body, {"ETag": version_of(stored.etag),
-                                         "Location": body["meta"]["location"]})
+        return json_response(
+            201, body, {"ETag": version_of(stored.etag), "Location": body["meta"]["location"]}
+        )
 
     def replace(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
         body = parse_json(req)
@@ -294,8 +309,9 @@ class ScimService:
                 self._check_members([m])
             doc["id"] = rid
             doc["meta"] = {**stored.doc.get("meta", {}), "lastModified": self.clock()}
-            return self.store.replace(rtype.name, doc, self.keys(rtype, doc), stored.etag,
-                                      result.members)
+            return self.store.replace(
+                rtype.name, doc, self.keys(rtype, doc), stored.etag, result.members
+            )
 
         new = self._retry_unconditional(req, write)
         headers = {"ETag": version_of(new.etag)}
@@ -308,8 +324,9 @@ class ScimService:
             # PATCH_MEMBERS_LIMIT members is returned without them (GET them when needed).
             members = self.store.list_members(rid, limit=PATCH_MEMBERS_LIMIT)
             if len(members) > PATCH_MEMBERS_LIMIT:
-                projection = Projection(rtype, query.attributes,
-                                        [*query.excluded_attributes, "members"])
+                projection = Projection(
+                    rtype, query.attributes, [*query.excluded_attributes, "members"]
+                )
                 members = None
         body = self.render(rtype, new, req.base_url, projection, members=members)
         return json_response(200, body, headers)
@@ -341,39 +358,55 @@ class ScimService:
             raise NotFound(f"{rtype.name} {rid!r} not found") from None
         return ScimResponse(204, b"", {})
 
-    # --- rendering ----------------------------------------------------------------------------------
-    def render(self, rtype: ResourceType, stored: Stored, base_url: str, projection: Projection,
-               members: list[Member] | None = None) -> dict[str, Any]:
+    # --- rendering ----------------------------------------------------------------------------
+    def render(
+        self,
+        rtype: ResourceType,
+        stored: Stored,
+        base_url: str,
+        projection: Projection,
+        members: list[Member] | None = None,
+    ) -> dict[str, Any]:
         """The wire form of a stored resource, projected. Reads members / groups only when the
         projection returns them (``excludedAttributes=members`` never reads member rows)."""
         doc = stored.doc
         out: dict[str, Any] = {"schemas": [rtype.core.id]}
         kept = {s.id for s in rtype.server_maintained_extensions()}
-        out["schemas"] += [s.id for s, _ in rtype.extensions
-                           if s.id in doc and (doc[s.id] or s.id in kept)]
+        out["schemas"] += [
+            s.id for s, _ in rtype.extensions if s.id in doc and (doc[s.id] or s.id in kept)
+        ]
         out.update(doc)
         endpoint = rtype.endpoint
-        out["meta"] = {**doc.get("meta", {}), "resourceType": rtype.name,
-                       "location": f"{base_url}{endpoint}/{stored.id}",
-                       "version": version_of(stored.etag)}
+        out["meta"] = {
+            **doc.get("meta", {}),
+            "resourceType": rtype.name,
+            "location": f"{base_url}{endpoint}/{stored.id}",
+            "version": version_of(stored.etag),
+        }
         manager = doc.get(ENTERPRISE_USER_SCHEMA, {}).get("manager")
         if isinstance(manager, dict) and manager.get("value"):
             out[ENTERPRISE_USER_SCHEMA] = {
                 **doc[ENTERPRISE_USER_SCHEMA],
-                "manager": {**manager, "$ref": f"{base_url}/Users/{manager['value']}"}}
+                "manager": {**manager, "$ref": f"{base_url}/Users/{manager['value']}"},
+            }
         if rtype.name == "Group" and projection.wants_members():
             if members is None:
                 members = self.store.list_members(stored.id)
             out["members"] = [self._member(m, base_url) for m in members]
         if rtype.name == "User" and projection.wants_groups():
-            out["groups"] = [{"value": g, "$ref": f"{base_url}/Groups/{g}", "type": "direct"}
-                             for g in self.store.groups_of(stored.id)]
+            out["groups"] = [
+                {"value": g, "$ref": f"{base_url}/Groups/{g}", "type": "direct"}
+                for g in self.store.groups_of(stored.id)
+            ]
         return projection.apply(out)
 
     @staticmethod
     def _member(m: Member, base_url: str) -> dict[str, Any]:
-        item: dict[str, Any] = {"value": m.value, "$ref": f"{base_url}/{m.type}s/{m.value}",
-                                "type": m.type}
+        item: dict[str, Any] = {
+            "value": m.value,
+            "$ref": f"{base_url}/{m.type}s/{m.value}",
+            "type": m.type,
+        }
         if m.display:
             item["display"] = m.display
         return item

@@ -76,5 +76,8 @@ class Settings(BaseModel):
 
         A value still reading ``@Microsoft.KeyVault(...)`` is a Key Vault reference the platform
         failed to resolve: its text is guessable, so it is never a token (fail closed)."""
-        return [t for t in (self.bearer_token, self.bearer_token_secondary)
-                if t and not t.startswith(UNRESOLVED_KEY_VAULT_REFERENCE)]
+        return [
+            t
+            for t in (self.bearer_token, self.bearer_token_secondary)
+            if t and not t.startswith(UNRESOLVED_KEY_VAULT_REFERENCE)
+        ]

@@ -23,21 +23,28 @@ def _sort_value(rtype: ResourceType, doc: dict[str, Any], path: str) -> Any:
         primary = next((v for v in value if isinstance(v, dict) and v.get("primary")), None)
         value = primary or (value[0] if value else None)
     if isinstance(value, dict):
-        value = value.get((resolved.sub.name if resolved.sub else "value"))
+        value = value.get(resolved.sub.name if resolved.sub else "value")
     target = resolved.target
     if isinstance(value, str) and not target.case_exact:
         value = value.casefold()
     return value
 
 
-def sort_resources(found: list[tuple[ResourceType, Stored]], sort_by: str,
-                   descending: bool) -> list[tuple[ResourceType, Stored]]:
+def sort_resources(
+    found: list[tuple[ResourceType, Stored]], sort_by: str, descending: bool
+) -> list[tuple[ResourceType, Stored]]:
     """Sort by the attribute ``sort_by``; resources without a value go last (§3.4.2.3)."""
     keyed = []
     for rt, stored in found:
         value = _sort_value(rt, stored.doc, sort_by)
-        keyed.append((value is None, (type(value).__name__, value) if value is not None else ("", ""),
-                      rt, stored))
+        keyed.append(
+            (
+                value is None,
+                (type(value).__name__, value) if value is not None else ("", ""),
+                rt,
+                stored,
+            )
+        )
     try:
         present = sorted((k for k in keyed if not k[0]), key=lambda k: k[1], reverse=descending)
     except TypeError as exc:

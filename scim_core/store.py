@@ -31,7 +31,10 @@ from typing import Any, Protocol
 
 #: The index names per resource type, and whether each is unique.
 UNIQUE_INDEXES: Mapping[str, tuple[str, ...]] = {"User": ("userName",), "Group": ("displayName",)}
-NON_UNIQUE_INDEXES: Mapping[str, tuple[str, ...]] = {"User": ("externalId",), "Group": ("externalId",)}
+NON_UNIQUE_INDEXES: Mapping[str, tuple[str, ...]] = {
+    "User": ("externalId",),
+    "Group": ("externalId",),
+}
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,10 @@ class MemberChange:
 class Store(Protocol):
     # --- resources (users and groups) ---------------------------------------------------------
     def create(
-        self, rtype: str, doc: dict[str, Any], keys: Mapping[str, str | None],
+        self,
+        rtype: str,
+        doc: dict[str, Any],
+        keys: Mapping[str, str | None],
         members: Sequence[Member] = (),
     ) -> Stored:
         """Insert a new resource (``doc["id"]`` set by the caller) with its index rows and, for a
@@ -85,7 +91,11 @@ class Store(Protocol):
         ...
 
     def replace(
-        self, rtype: str, doc: dict[str, Any], keys: Mapping[str, str | None], etag: str,
+        self,
+        rtype: str,
+        doc: dict[str, Any],
+        keys: Mapping[str, str | None],
+        etag: str,
         members: MemberChange = MemberChange(),
     ) -> Stored:
         """Overwrite a resource read with ``etag``; moves index rows whose key changed and applies
@@ -98,14 +108,17 @@ class Store(Protocol):
         ...
 
     def lookup(self, rtype: str, index: str, value: str) -> list[str]:
-        """Ids whose index ``index`` has the (normalised) ``value``: one point read / range query."""
+        """Ids whose index ``index`` has the (normalised) ``value``: one point read or range
+        query."""
         ...
 
     def scan(self, rtype: str) -> Iterator[Stored]:
         """Every resource of the type (documents only, not index or membership rows)."""
         ...
 
-    def bulk_load(self, rtype: str, items: Iterable[tuple[dict[str, Any], Mapping[str, str | None]]]) -> int:
+    def bulk_load(
+        self, rtype: str, items: Iterable[tuple[dict[str, Any], Mapping[str, str | None]]]
+    ) -> int:
         """Insert many new resources fast (batched per storage transaction); returns the count.
         For seeding benchmarks and imports, not for the request path."""
         ...
@@ -132,6 +145,7 @@ class Store(Protocol):
         ...
 
     def put_state(self, name: str, value: dict[str, Any], etag: str | None) -> str:
-        """Write a state record; ``etag`` None means "create, must not exist" (Conflict if it does),
-        otherwise the write is conditional on that etag (PreconditionFailed). Returns the new etag."""
+        """Write a state record; ``etag`` None means "create, must not exist" (Conflict if it
+        does), otherwise the write is conditional on that etag (PreconditionFailed). Returns the
+        new etag."""
         ...

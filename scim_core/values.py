@@ -133,8 +133,10 @@ def settle_primary(items: list[Any], marked: set[int]) -> list[Any]:
     if not marked:
         return items
     (keep,) = marked
-    return [{**el, "primary": False} if i != keep and is_primary(el) else el
-            for i, el in enumerate(items)]
+    return [
+        {**el, "primary": False} if i != keep and is_primary(el) else el
+        for i, el in enumerate(items)
+    ]
 
 
 def _complex(attr: Attribute, value: Any) -> Any:

@@ -26,8 +26,7 @@ def azurite_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 @pytest.fixture(scope="session")
 def host(azurite_http: Azurite) -> Iterator[tuple[LocalHost, str]]:
     token = secrets.token_urlsafe(32)
-    env = {"TABLES_CONNECTION_STRING": azurite_http.connection_string,
-           "SCIM_BEARER_TOKEN": token}
+    env = {"TABLES_CONNECTION_STRING": azurite_http.connection_string, "SCIM_BEARER_TOKEN": token}
     with LocalHost("function_app", env=env, app_dir=ROOT) as local:
         yield local, token
 

@@ -19,9 +19,17 @@ class Client:
         self.token = token
         self.http = requests.Session()
 
-    def request(self, method: str, path: str, json: Any = None, *, token: str | None = None,
-                headers: dict[str, str] | None = None, data: bytes | str | None = None,
-                params: dict[str, str] | None = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        data: bytes | str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> requests.Response:
         h = {"Authorization": f"Bearer {token if token is not None else self.token}"}
         if json is not None or data is not None:
             h["Content-Type"] = SCIM_JSON
@@ -29,8 +37,9 @@ class Client:
         body = data
         if json is not None:
             body = _json.dumps(json)
-        return self.http.request(method, self.base + path, data=body, headers=h, params=params,
-                                 timeout=30)
+        return self.http.request(
+            method, self.base + path, data=body, headers=h, params=params, timeout=30
+        )
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)

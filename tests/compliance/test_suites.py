@@ -21,8 +21,9 @@ BIN = Path(sys.executable).parent
 
 def _run(args: list[str], env_extra: dict[str, str] | None = None) -> tuple[int, str]:
     env = {**os.environ, **(env_extra or {})}
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        args, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL
+    )
     return done.returncode, done.stdout + done.stderr
 
 
@@ -31,8 +32,10 @@ def test_scim2_tester_reports_no_failure(host: tuple[LocalHost, str]) -> None:
     filtering, projection, search — zero ERROR/CRITICAL results."""
     local, token = host
     # The token goes through the environment variable scim2-cli reads, not the command line.
-    rc, out = _run([str(BIN / "scim2"), "--url", f"{local.base_url}/scim/v2", "test"],
-                   {"SCIM_CLI_HEADERS": f"Authorization: Bearer {token}"})
+    rc, out = _run(
+        [str(BIN / "scim2"), "--url", f"{local.base_url}/scim/v2", "test"],
+        {"SCIM_CLI_HEADERS": f"Authorization: Bearer {token}"},
+    )
     failures = [line for line in out.splitlines() if re.match(r"^(ERROR|CRITICAL)\b", line)]
     successes = [line for line in out.splitlines() if line.startswith("SUCCESS")]
     assert rc == 0 and not failures, out
@@ -42,8 +45,16 @@ def test_scim2_tester_reports_no_failure(host: tuple[LocalHost, str]) -> None:
 def test_scim_sanity_probe_passes(host: tuple[LocalHost, str]) -> None:
     """scim-sanity probe (strict): discovery, user and group lifecycles, search, errors."""
     local, token = host
-    rc, out = _run([str(BIN / "scim-sanity"), "probe", f"{local.base_url}/scim/v2",
-                    "--token", token, "--i-accept-side-effects"])
+    rc, out = _run(
+        [
+            str(BIN / "scim-sanity"),
+            "probe",
+            f"{local.base_url}/scim/v2",
+            "--token",
+            token,
+            "--i-accept-side-effects",
+        ]
+    )
     assert rc == 0 and "All tests passed" in out, out
     assert "[FAIL]" not in out and "[ERROR]" not in out, out
     passed = re.search(r"\b(\d+) passed\b", out)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.scimclient import Client, unique
 from tests.e2e.test_entra_conversation import USER, entra_user
+from tests.scimclient import Client, unique
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -32,19 +32,41 @@ def assert_scim_error(resp: Any, status: int, scim_type: str | None = None) -> N
         (b"", "application/scim+json", 400, "invalidSyntax"),
         (b"[" * 100000, "application/scim+json", 400, "invalidSyntax"),
         (b'{"userName": "x"}', "text/plain", 415, None),
-        (b'{"schemas": "' + USER.encode() + b'", "userName": "x"}', "application/scim+json",
-         400, "invalidSyntax"),
+        (
+            b'{"schemas": "' + USER.encode() + b'", "userName": "x"}',
+            "application/scim+json",
+            400,
+            "invalidSyntax",
+        ),
         (b'{"schemas": ["' + USER.encode() + b'"]}', "application/scim+json", 400, "invalidValue"),
-        (b'{"schemas": ["' + USER.encode() + b'"], "userName": 5.5, "active": "maybe"}',
-         "application/scim+json", 400, "invalidValue"),
-        (b'{"schemas": ["' + USER.encode() + b'"], "userName": "a", "name": "flat"}',
-         "application/scim+json", 400, "invalidValue"),
+        (
+            b'{"schemas": ["' + USER.encode() + b'"], "userName": 5.5, "active": "maybe"}',
+            "application/scim+json",
+            400,
+            "invalidValue",
+        ),
+        (
+            b'{"schemas": ["' + USER.encode() + b'"], "userName": "a", "name": "flat"}',
+            "application/scim+json",
+            400,
+            "invalidValue",
+        ),
     ],
-    ids=["malformed", "array", "empty", "deep-nesting", "content-type", "schemas-not-list",
-         "missing-userName", "wrong-types", "complex-as-string"],
+    ids=[
+        "malformed",
+        "array",
+        "empty",
+        "deep-nesting",
+        "content-type",
+        "schemas-not-list",
+        "missing-userName",
+        "wrong-types",
+        "complex-as-string",
+    ],
 )
-def test_bad_create_bodies(scim: Client, data: bytes, ctype: str, status: int,
-                           scim_type: str | None) -> None:
+def test_bad_create_bodies(
+    scim: Client, data: bytes, ctype: str, status: int, scim_type: str | None
+) -> None:
     resp = scim.request("POST", "/Users", data=data, headers={"Content-Type": ctype})
     assert_scim_error(resp, status, scim_type)
 
@@ -57,16 +79,31 @@ def test_body_over_limit(scim: Client) -> None:
 
 def test_over_long_value(scim: Client) -> None:
     """A value longer than any attribute allows: 400 invalidValue."""
-    assert_scim_error(scim.post("/Users", {"schemas": [USER], "userName": "x" * 40_000}),
-                      400, "invalidValue")
+    assert_scim_error(
+        scim.post("/Users", {"schemas": [USER], "userName": "x" * 40_000}), 400, "invalidValue"
+    )
 
 
 @pytest.mark.parametrize(
     "flt",
-    ['userName eq', 'userName xx "a"', '(userName eq "a"', 'userName eq "a" and', '"a" eq b',
-     'emails[type eq "work"', 'userName gt true and ) ('],
-    ids=["no-value", "bad-op", "unbalanced", "dangling-and", "value-first", "open-bracket",
-         "garbage"],
+    [
+        "userName eq",
+        'userName xx "a"',
+        '(userName eq "a"',
+        'userName eq "a" and',
+        '"a" eq b',
+        'emails[type eq "work"',
+        "userName gt true and ) (",
+    ],
+    ids=[
+        "no-value",
+        "bad-op",
+        "unbalanced",
+        "dangling-and",
+        "value-first",
+        "open-bracket",
+        "garbage",
+    ],
 )
 def test_invalid_filters(scim: Client, flt: str) -> None:
     assert_scim_error(scim.get("/Users", params={"filter": flt}), 400, "invalidFilter")
@@ -83,8 +120,15 @@ def test_invalid_filters(scim: Client, flt: str) -> None:
         ([{"op": "remove", "path": "userName"}], "mutability"),
         ("not-a-list", None),
     ],
-    ids=["unknown-attr", "unknown-urn", "bad-op", "bad-path", "bad-bool", "remove-required",
-         "ops-not-list"],
+    ids=[
+        "unknown-attr",
+        "unknown-urn",
+        "bad-op",
+        "bad-path",
+        "bad-bool",
+        "remove-required",
+        "ops-not-list",
+    ],
 )
 def test_bad_patches_leave_user_unchanged(scim: Client, ops: Any, scim_type: str | None) -> None:
     created = scim.post("/Users", entra_user(unique("bp") + "@x.com", unique("e"))).json()
@@ -94,8 +138,11 @@ def test_bad_patches_leave_user_unchanged(scim: Client, ops: Any, scim_type: str
     assert after["meta"]["version"] == created["meta"]["version"]
 
 
-@pytest.mark.parametrize("weird", ["a#EXT#b", "a?b", "a\\b", "%2F", "a\tb"],
-                         ids=["hash", "question", "backslash", "slash", "tab"])
+@pytest.mark.parametrize(
+    "weird",
+    ["a#EXT#b", "a?b", "a\\b", "%2F", "a\tb"],
+    ids=["hash", "question", "backslash", "slash", "tab"],
+)
 def test_key_characters(scim: Client, weird: str) -> None:
     """Keys forbid `/ \\ # ?`: names containing them still work (encoded keys); ids with them
     are simply not found."""
@@ -104,8 +151,12 @@ def test_key_characters(scim: Client, weird: str) -> None:
     assert created.status_code == 201, created.text
     found = scim.get("/Users", params={"filter": f"userName eq {json.dumps(name)}"}).json()
     assert found["totalResults"] == 1
-    assert scim.get("/Users/" + weird.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
-                    ).status_code == 404
+    assert (
+        scim.get(
+            "/Users/" + weird.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+        ).status_code
+        == 404
+    )
 
 
 def test_wrong_method(scim: Client) -> None:

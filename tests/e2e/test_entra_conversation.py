@@ -67,8 +67,7 @@ def test_test_connection_gets_empty_list(scim: Client) -> None:
     """Test Connection: `userName eq "<random GUID>"` must be 200 with an empty ListResponse."""
     body = query(scim, "/Users", f'userName eq "{uuid.uuid4()}"')
     assert body["totalResults"] == 0 and body["Resources"] == []
-    body = query(scim, "/Groups", f'displayName eq "{uuid.uuid4()}"',
-                 excludedAttributes="members")
+    body = query(scim, "/Groups", f'displayName eq "{uuid.uuid4()}"', excludedAttributes="members")
     assert body["totalResults"] == 0
 
 
@@ -77,8 +76,11 @@ def test_form_encoded_filter_and_unquoted_value(scim: Client) -> None:
     ext = unique("ext")
     name = unique("form") + "@contoso.com"
     assert scim.post("/Users", entra_user(name, ext)).status_code == 201
-    raw = scim.http.get(f"{scim.base}/Users?filter=externalId+eq+%22{ext}%22",
-                        headers={"Authorization": f"Bearer {scim.token}"}, timeout=30)
+    raw = scim.http.get(
+        f"{scim.base}/Users?filter=externalId+eq+%22{ext}%22",
+        headers={"Authorization": f"Bearer {scim.token}"},
+        timeout=30,
+    )
     assert raw.status_code == 200 and raw.json()["totalResults"] == 1
     assert query(scim, "/Users", f"externalId eq {ext}")["totalResults"] == 1
 
@@ -109,19 +111,27 @@ def test_user_lifecycle(scim: Client, dialect: str) -> None:
 
     new_mail = unique("mail") + "@contoso.com"
     if dialect == "legacy":
-        ops = [op(dialect, "Replace", 'emails[type eq "work"].value', new_mail),
-               op(dialect, "Replace", "name.givenName", "Jeffrey"),
-               op(dialect, "Replace", f"{ENT}:employeeNumber", "42"),
-               op(dialect, "Add", 'addresses[type eq "work"].locality', "Seattle"),
-               op(dialect, "Add", 'addresses[type eq "work"].region', "WA"),
-               op(dialect, "Add", 'addresses[type eq "work"].postalCode', "98052")]
+        ops = [
+            op(dialect, "Replace", 'emails[type eq "work"].value', new_mail),
+            op(dialect, "Replace", "name.givenName", "Jeffrey"),
+            op(dialect, "Replace", f"{ENT}:employeeNumber", "42"),
+            op(dialect, "Add", 'addresses[type eq "work"].locality', "Seattle"),
+            op(dialect, "Add", 'addresses[type eq "work"].region', "WA"),
+            op(dialect, "Add", 'addresses[type eq "work"].postalCode', "98052"),
+        ]
     else:
-        ops = [op(dialect, "replace", 'emails[type eq "work"].value', new_mail),
-               op(dialect, "replace", None, {"name.givenName": "Jeffrey",
-                                             f"{ENT}:employeeNumber": "42"}),
-               op(dialect, "add", 'addresses[type eq "work"].locality', "Seattle"),
-               op(dialect, "add", 'addresses[type eq "work"].region', "WA"),
-               op(dialect, "add", 'addresses[type eq "work"].postalCode', "98052")]
+        ops = [
+            op(dialect, "replace", 'emails[type eq "work"].value', new_mail),
+            op(
+                dialect,
+                "replace",
+                None,
+                {"name.givenName": "Jeffrey", f"{ENT}:employeeNumber": "42"},
+            ),
+            op(dialect, "add", 'addresses[type eq "work"].locality', "Seattle"),
+            op(dialect, "add", 'addresses[type eq "work"].region', "WA"),
+            op(dialect, "add", 'addresses[type eq "work"].postalCode', "98052"),
+        ]
     resp = scim.patch(f"/Users/{uid}", patch(*ops))
     assert resp.status_code in (200, 204), resp.text
     got = scim.get(f"/Users/{uid}").json()
@@ -131,7 +141,10 @@ def test_user_lifecycle(scim: Client, dialect: str) -> None:
     work = [a for a in got["addresses"] if a.get("type") == "work"]
     assert len(work) == 1, "several filtered ops must merge into one created item"
     assert (work[0]["locality"], work[0]["region"], work[0]["postalCode"]) == (
-        "Seattle", "WA", "98052")
+        "Seattle",
+        "WA",
+        "98052",
+    )
 
     # soft delete: disable (a string boolean in the legacy dialect)
     disable = "False" if dialect == "legacy" else False
@@ -139,8 +152,10 @@ def test_user_lifecycle(scim: Client, dialect: str) -> None:
     assert resp.status_code in (200, 204), resp.text
     assert scim.get(f"/Users/{uid}").json()["active"] is False
     assert query(scim, "/Users", f'userName eq "{name}"')["Resources"][0]["active"] is False
-    resp = scim.patch(f"/Users/{uid}", patch(op(dialect, "Replace", "active",
-                                                "True" if dialect == "legacy" else True)))
+    resp = scim.patch(
+        f"/Users/{uid}",
+        patch(op(dialect, "Replace", "active", "True" if dialect == "legacy" else True)),
+    )
     assert resp.status_code in (200, 204)
     assert scim.get(f"/Users/{uid}").json()["active"] is True
 
@@ -178,8 +193,9 @@ def test_roles_as_json_string(scim: Client) -> None:
     """`roles` may arrive as Add with value [{"value": "<JSON string>"}]."""
     uid = scim.post("/Users", entra_user(unique("r") + "@x.com", unique("e"))).json()["id"]
     role = '{"id":"a1","value":"Admin","displayName":"Admin"}'
-    resp = scim.patch(f"/Users/{uid}", patch({"op": "Add", "path": "roles",
-                                              "value": [{"value": role}]}))
+    resp = scim.patch(
+        f"/Users/{uid}", patch({"op": "Add", "path": "roles", "value": [{"value": role}]})
+    )
     assert resp.status_code in (200, 204), resp.text
     assert scim.get(f"/Users/{uid}").json()["roles"][0]["value"] == role
 
@@ -189,11 +205,17 @@ def test_group_lifecycle(scim: Client, dialect: str) -> None:
     """Group create with Microsoft's schema URN, match by displayName with
     excludedAttributes=members, add many members, membership checks in both forms, remove only
     the named members, replace = set exactly, rename, delete."""
-    members = [scim.post("/Users", entra_user(unique("m") + "@x.com", unique("e"))).json()["id"]
-               for _ in range(5)]
+    members = [
+        scim.post("/Users", entra_user(unique("m") + "@x.com", unique("e"))).json()["id"]
+        for _ in range(5)
+    ]
     name = unique("Group Sales")
-    body = {"schemas": [GROUP, MS_GROUP], "externalId": unique("gx"), "displayName": name,
-            "meta": {"resourceType": "Group"}}
+    body = {
+        "schemas": [GROUP, MS_GROUP],
+        "externalId": unique("gx"),
+        "displayName": name,
+        "meta": {"resourceType": "Group"},
+    }
     created = scim.post("/Groups", body)
     assert created.status_code == 201, created.text
     gid = created.json()["id"]
@@ -209,8 +231,12 @@ def test_group_lifecycle(scim: Client, dialect: str) -> None:
     for m in members[:2]:
         hit = query(scim, "/Groups", f'id eq "{gid}" and members eq "{m}"', attributes="id")
         assert hit["totalResults"] == 1
-        hit = query(scim, "/Groups", f'id eq "{gid}" and members[value eq "{m}"]',
-                    excludedAttributes="members")
+        hit = query(
+            scim,
+            "/Groups",
+            f'id eq "{gid}" and members[value eq "{m}"]',
+            excludedAttributes="members",
+        )
         assert hit["totalResults"] == 1 and "members" not in hit["Resources"][0]
 
     if dialect == "legacy":
@@ -261,12 +287,17 @@ def test_unknown_ids_are_404(scim: Client) -> None:
 def test_paging(scim: Client) -> None:
     """startIndex/count paging returns the right slices of one consistent ordering."""
     tag = unique("page")
-    ids = {scim.post("/Users", {**entra_user(f"{tag}-{i}@x.com", unique("e")),
-                                "title": tag}).json()["id"] for i in range(5)}
+    ids = {
+        scim.post("/Users", {**entra_user(f"{tag}-{i}@x.com", unique("e")), "title": tag}).json()[
+            "id"
+        ]
+        for i in range(5)
+    }
     seen: list[str] = []
     for start in (1, 3, 5):
-        body = query(scim, "/Users", f'title eq "{tag}"', startIndex=str(start), count="2",
-                     sortBy="userName")
+        body = query(
+            scim, "/Users", f'title eq "{tag}"', startIndex=str(start), count="2", sortBy="userName"
+        )
         assert body["totalResults"] == 5 and body["startIndex"] == start
         seen += [r["id"] for r in body["Resources"]]
     assert len(seen) == 5 and set(seen) == ids

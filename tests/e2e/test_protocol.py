@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from tests.scimclient import Client, unique
 from tests.e2e.test_entra_conversation import ENT, GROUP, USER, entra_user
+from tests.scimclient import Client, unique
 
 
 def test_discovery_lists(scim: Client) -> None:
@@ -38,14 +38,18 @@ def test_etag_if_match_and_if_none_match(scim: Client) -> None:
     created = scim.post("/Users", entra_user(unique("etag") + "@x.com", unique("e")))
     uid, version = created.json()["id"], created.headers["ETag"]
     assert scim.get(f"/Users/{uid}", headers={"If-None-Match": version}).status_code == 304
-    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "path": "title", "value": "A"}]}
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "A"}],
+    }
     first = scim.patch(f"/Users/{uid}", body, headers={"If-Match": version})
     assert first.status_code == 200 and first.headers["ETag"] != version
     stale = scim.patch(f"/Users/{uid}", body, headers={"If-Match": version})
     assert stale.status_code == 412
     assert scim.delete(f"/Users/{uid}", headers={"If-Match": version}).status_code == 412
-    assert scim.delete(f"/Users/{uid}", headers={"If-Match": first.headers["ETag"]}).status_code == 204
+    assert (
+        scim.delete(f"/Users/{uid}", headers={"If-Match": first.headers["ETag"]}).status_code == 204
+    )
 
 
 def test_attributes_and_excluded_attributes(scim: Client) -> None:
@@ -76,8 +80,11 @@ def test_search_post(scim: Client) -> None:
     """RFC 7644 §3.4.3: POST /Users/.search and root /.search."""
     name = unique("srch") + "@x.com"
     scim.post("/Users", entra_user(name, unique("e")))
-    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
-            "filter": f'userName eq "{name}"', "attributes": ["userName"]}
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": f'userName eq "{name}"',
+        "attributes": ["userName"],
+    }
     resp = scim.post("/Users/.search", body)
     assert resp.status_code == 200 and resp.json()["totalResults"] == 1
     root = scim.post("/.search", body)
@@ -91,8 +98,10 @@ def test_sorting(scim: Client) -> None:
         scim.post("/Users", {**entra_user(f"{n}-{tag}@x.com", unique("e")), "title": tag})
     asc = scim.get("/Users", params={"filter": f'title eq "{tag}"', "sortBy": "userName"}).json()
     assert [r["userName"][0] for r in asc["Resources"]] == ["a", "b", "c"]
-    desc = scim.get("/Users", params={"filter": f'title eq "{tag}"', "sortBy": "userName",
-                                      "sortOrder": "descending"}).json()
+    desc = scim.get(
+        "/Users",
+        params={"filter": f'title eq "{tag}"', "sortBy": "userName", "sortOrder": "descending"},
+    ).json()
     assert [r["userName"][0] for r in desc["Resources"]] == ["c", "b", "a"]
 
 
@@ -102,11 +111,22 @@ def test_bulk_with_bulk_id_references(scim: Client) -> None:
     body = {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
         "Operations": [
-            {"method": "POST", "path": "/Groups", "bulkId": "g1",
-             "data": {"schemas": [GROUP], "displayName": unique("bulk"),
-                      "members": [{"type": "User", "value": "bulkId:u1"}]}},
-            {"method": "POST", "path": "/Users", "bulkId": "u1",
-             "data": {"schemas": [USER], "userName": unique("bulk") + "@x.com"}},
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "g1",
+                "data": {
+                    "schemas": [GROUP],
+                    "displayName": unique("bulk"),
+                    "members": [{"type": "User", "value": "bulkId:u1"}],
+                },
+            },
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": "u1",
+                "data": {"schemas": [USER], "userName": unique("bulk") + "@x.com"},
+            },
         ],
     }
     resp = scim.post("/Bulk", body)
@@ -122,10 +142,23 @@ def test_bulk_with_bulk_id_references(scim: Client) -> None:
 def test_bulk_fail_on_errors(scim: Client) -> None:
     """RFC 7644 §3.7.3: processing stops after failOnErrors errors."""
     name = unique("dup") + "@x.com"
-    ops = [{"method": "POST", "path": "/Users", "bulkId": f"b{i}",
-            "data": {"schemas": [USER], "userName": name}} for i in range(4)]
-    resp = scim.post("/Bulk", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-                               "failOnErrors": 1, "Operations": ops})
+    ops = [
+        {
+            "method": "POST",
+            "path": "/Users",
+            "bulkId": f"b{i}",
+            "data": {"schemas": [USER], "userName": name},
+        }
+        for i in range(4)
+    ]
+    resp = scim.post(
+        "/Bulk",
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "failOnErrors": 1,
+            "Operations": ops,
+        },
+    )
     statuses = [o["status"] for o in resp.json()["Operations"]]
     assert statuses == ["201", "409"]
 
@@ -139,10 +172,18 @@ def test_count_boundaries(scim: Client, count: str) -> None:
 
 def test_missing_resource_in_bulk_reference(scim: Client) -> None:
     """An unknown bulkId reference is an operation error, not a failed request."""
-    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-            "Operations": [{"method": "PATCH", "path": "/Users/bulkId:nope",
-                            "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                                     "Operations": [{"op": "add", "path": "title",
-                                                     "value": str(uuid.uuid4())}]}}]}
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {
+                "method": "PATCH",
+                "path": "/Users/bulkId:nope",
+                "data": {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "add", "path": "title", "value": str(uuid.uuid4())}],
+                },
+            }
+        ],
+    }
     resp = scim.post("/Bulk", body)
     assert resp.status_code == 200 and resp.json()["Operations"][0]["status"] == "409"

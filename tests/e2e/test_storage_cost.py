@@ -42,34 +42,41 @@ def test_user_operations_are_point_reads(scim: Client, store: TableStore) -> Non
     assert resp.json()["totalResults"] == 1 and n <= 2
     n, resp = cost(store, lambda: scim.get("/Users", params={"filter": f'externalId eq "{ext}"'}))
     assert resp.json()["totalResults"] == 1 and n <= 2
-    body = {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active",
-                                                "value": "False"}]}
+    body = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+    }
     n, resp = cost(store, lambda: scim.patch(f"/Users/{uid}", body))
     assert resp.status_code == 200 and n <= 2
 
 
 @pytest.mark.parametrize("size", [10, 300])
-def test_adding_a_member_costs_the_same_at_any_group_size(scim: Client, store: TableStore,
-                                                          size: int) -> None:
+def test_adding_a_member_costs_the_same_at_any_group_size(
+    scim: Client, store: TableStore, size: int
+) -> None:
     """The group's size never enters the cost: get + one transaction + one bounded read of
     the member page for the 200 response."""
     gid = scim.post("/Groups", {"schemas": [GROUP], "displayName": unique("big")}).json()["id"]
     members = [{"value": f"00000000-0000-4000-8000-{i:012d}"} for i in range(size)]
     for start in range(0, size, 100):
-        add = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members",
-                                                   "value": members[start:start + 100]}]}
+        add = {
+            "schemas": [PATCH],
+            "Operations": [{"op": "add", "path": "members", "value": members[start : start + 100]}],
+        }
         assert scim.patch(f"/Groups/{gid}", add).status_code == 200
     uid = scim.post("/Users", entra_user(unique("m") + "@x.com", unique("e"))).json()["id"]
-    add = {"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members",
-                                               "value": [{"value": uid}]}]}
+    add = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "Add", "path": "members", "value": [{"value": uid}]}],
+    }
     n, resp = cost(store, lambda: scim.patch(f"/Groups/{gid}", add))
     assert resp.status_code == 200 and n == 3
     check = f'id eq "{gid}" and members eq "{uid}"'
-    n, resp = cost(store, lambda: scim.get("/Groups", params={"filter": check,
-                                                              "attributes": "id"}))
+    n, resp = cost(store, lambda: scim.get("/Groups", params={"filter": check, "attributes": "id"}))
     assert resp.json()["totalResults"] == 1 and n == 2
-    n, resp = cost(store, lambda: scim.get(f"/Groups/{gid}",
-                                           params={"excludedAttributes": "members"}))
+    n, resp = cost(
+        store, lambda: scim.get(f"/Groups/{gid}", params={"excludedAttributes": "members"})
+    )
     assert resp.status_code == 200 and "members" not in resp.json() and n == 1
 
 
@@ -80,9 +87,15 @@ def test_concurrent_creates_of_one_user_name(scim: Client) -> None:
 
     def create(i: int) -> int:
         body = entra_user(name.upper() if i % 2 else name, unique("e"))
-        resp = requests.post(f"{scim.base}/Users", json=body, timeout=60,
-                             headers={"Authorization": f"Bearer {scim.token}",
-                                      "Content-Type": "application/scim+json"})
+        resp = requests.post(
+            f"{scim.base}/Users",
+            json=body,
+            timeout=60,
+            headers={
+                "Authorization": f"Bearer {scim.token}",
+                "Content-Type": "application/scim+json",
+            },
+        )
         return resp.status_code
 
     with ThreadPoolExecutor(20) as pool:

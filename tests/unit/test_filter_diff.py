@@ -56,34 +56,73 @@ TEXT = ["a", "A", "ab", "aB", "b", "Ba", "", "abc", 'q"t', "back\\slash", "ünï
 LOWER = ["a", "ab", "b", "ba", "abc"]
 EMAIL = ["a@x.com", "b@x.com", "ab@y.org", "A@X.COM"]
 KIND = ["work", "home", "other"]
-DATES = ["2011-05-13T04:42:34Z", "2011-05-13T04:42:35Z", "2011-05-13T06:42:34+02:00",
-         "2010-01-01T00:00:00Z"]
+DATES = [
+    "2011-05-13T04:42:34Z",
+    "2011-05-13T04:42:35Z",
+    "2011-05-13T06:42:34+02:00",
+    "2010-01-01T00:00:00Z",
+]
 ALL_OPS = ["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"]
 ORDER = ["eq", "ne", "gt", "ge", "lt", "le"]
 
 #: (path as written, operand pool, operators). Paths are case-varied when rendered.
 USER_LEAVES: list[tuple[str, list[Any], list[str]]] = [
-    *((a, TEXT, ALL_OPS) for a in ("userName", "displayName", "title", "externalId", "id",
-                                   "name.givenName", "name.familyName", f"{CORE}:userName")),
-    (f"{ENT}:employeeNumber", TEXT, ALL_OPS), (f"{ENT}:manager.value", LOWER, ALL_OPS),
+    *(
+        (a, TEXT, ALL_OPS)
+        for a in (
+            "userName",
+            "displayName",
+            "title",
+            "externalId",
+            "id",
+            "name.givenName",
+            "name.familyName",
+            f"{CORE}:userName",
+        )
+    ),
+    (f"{ENT}:employeeNumber", TEXT, ALL_OPS),
+    (f"{ENT}:manager.value", LOWER, ALL_OPS),
     (f"{ENT}:manager.displayName", TEXT, ALL_OPS),
-    ("emails", EMAIL, ALL_OPS), ("emails.value", EMAIL, ALL_OPS),
-    ("emails.type", [*KIND, "Work"], ["eq", "ne"]), ("emails.primary", [True, False], ["eq", "ne"]),
+    ("emails", EMAIL, ALL_OPS),
+    ("emails.value", EMAIL, ALL_OPS),
+    ("emails.type", [*KIND, "Work"], ["eq", "ne"]),
+    ("emails.primary", [True, False], ["eq", "ne"]),
     ("active", [True, False], ["eq", "ne", "gt", "le"]),  # gt/le: both say invalidFilter
-    ("phoneNumbers.value", TEXT, ALL_OPS), ("phoneNumbers", TEXT, ALL_OPS),
-    ("meta.lastModified", DATES, ORDER), ("meta.created", DATES, ORDER),
+    ("phoneNumbers.value", TEXT, ALL_OPS),
+    ("phoneNumbers", TEXT, ALL_OPS),
+    ("meta.lastModified", DATES, ORDER),
+    ("meta.created", DATES, ORDER),
 ]
-USER_PRESENT = ["userName", "title", "name", "name.givenName", "emails", "emails.primary",
-                "phoneNumbers", "meta", f"{ENT}:manager", f"{ENT}:employeeNumber", "active"]
+USER_PRESENT = [
+    "userName",
+    "title",
+    "name",
+    "name.givenName",
+    "emails",
+    "emails.primary",
+    "phoneNumbers",
+    "meta",
+    f"{ENT}:manager",
+    f"{ENT}:employeeNumber",
+    "active",
+]
 USER_VALUE_PATHS: dict[str, list[tuple[str, list[Any], list[str]]]] = {
-    "emails": [("value", EMAIL, ALL_OPS), ("type", KIND, ["eq", "ne"]),
-               ("primary", [True, False], ["eq", "ne"])],
+    "emails": [
+        ("value", EMAIL, ALL_OPS),
+        ("type", KIND, ["eq", "ne"]),
+        ("primary", [True, False], ["eq", "ne"]),
+    ],
     "phoneNumbers": [("value", TEXT, ALL_OPS), ("type", KIND, ["eq", "ne"])],
 }
-GROUP_LEAVES = [("displayName", TEXT, ALL_OPS), ("id", LOWER, ALL_OPS),
-                ("members", LOWER, ALL_OPS), ("members.value", LOWER, ALL_OPS)]
+GROUP_LEAVES = [
+    ("displayName", TEXT, ALL_OPS),
+    ("id", LOWER, ALL_OPS),
+    ("members", LOWER, ALL_OPS),
+    ("members.value", LOWER, ALL_OPS),
+]
 GROUP_PRESENT = ["displayName", "members", "members.value"]
 GROUP_VALUE_PATHS = {"members": [("value", LOWER, ALL_OPS), ("display", TEXT, ALL_OPS)]}
+
 
 def cased(word: str) -> st.SearchStrategy[str]:
     return st.sampled_from([word, word.upper(), word.lower()])
@@ -113,7 +152,9 @@ def value_path(draw: st.DrawFn, table: dict[str, list[tuple[str, list[Any], list
     subs = table[attr]
     inner = st.recursive(
         st.one_of(compare(subs), present([s for s, _, _ in subs])),
-        lambda kids: st.one_of(logical(kids), kids.map(lambda k: f"not ({k})")), max_leaves=3)
+        lambda kids: st.one_of(logical(kids), kids.map(lambda k: f"not ({k})")),
+        max_leaves=3,
+    )
     text = f"{draw(cased(attr))}[{draw(inner)}]"
     if draw(st.booleans()):  # Entra's attr[filter].sub op value
         sub, pool, ops = draw(st.sampled_from(subs))
@@ -123,14 +164,19 @@ def value_path(draw: st.DrawFn, table: dict[str, list[tuple[str, list[Any], list
 
 def logical(kids: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.tuples(kids, st.sampled_from(["and", "or", "AND", "Or"]), kids).map(
-        lambda t: f"({t[0]}) {t[1]} ({t[2]})")
+        lambda t: f"({t[0]}) {t[1]} ({t[2]})"
+    )
 
 
 def filters(leaves: Any, paths: list[str], table: Any) -> st.SearchStrategy[str]:
     leaf = st.one_of(compare(leaves), present(paths), value_path(table))
-    return st.recursive(leaf, lambda kids: st.one_of(
-        logical(kids), kids.map(lambda k: f"not ({k})"), kids.map(lambda k: f"  ({k})  ")),
-        max_leaves=5)
+    return st.recursive(
+        leaf,
+        lambda kids: st.one_of(
+            logical(kids), kids.map(lambda k: f"not ({k})"), kids.map(lambda k: f"  ({k})  ")
+        ),
+        max_leaves=5,
+    )
 
 
 def opt(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
@@ -139,17 +185,23 @@ def opt(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
 
 pick = st.sampled_from
 users = opt(
-    id=pick(TEXT), externalId=pick(TEXT), userName=pick(TEXT), displayName=pick(TEXT),
-    title=pick(TEXT), active=st.booleans(),
+    id=pick(TEXT),
+    externalId=pick(TEXT),
+    userName=pick(TEXT),
+    displayName=pick(TEXT),
+    title=pick(TEXT),
+    active=st.booleans(),
     name=opt(givenName=pick(TEXT), familyName=pick(TEXT)),
     emails=st.lists(opt(value=pick(EMAIL), type=pick(KIND), primary=st.booleans()), max_size=3),
     phoneNumbers=st.lists(opt(value=pick(TEXT), type=pick(KIND)), max_size=2),
     meta=opt(lastModified=pick(DATES), created=pick(DATES)),
-    **{ENT: opt(employeeNumber=pick(TEXT),
-                manager=opt(value=pick(LOWER), displayName=pick(TEXT)))},
+    **{ENT: opt(employeeNumber=pick(TEXT), manager=opt(value=pick(LOWER), displayName=pick(TEXT)))},
 )
-groups = opt(id=pick(LOWER), displayName=pick(TEXT),
-             members=st.lists(opt(value=pick(LOWER), display=pick(TEXT)), max_size=3))
+groups = opt(
+    id=pick(LOWER),
+    displayName=pick(TEXT),
+    members=st.lists(opt(value=pick(LOWER), display=pick(TEXT)), max_size=3),
+)
 
 
 def ours(text: str, doc: dict[str, Any], rtype: ResourceType) -> bool | str:
@@ -194,8 +246,9 @@ DIFFERENCES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "doc"), [d[1:] for d in DIFFERENCES],
-                         ids=[d[0] for d in DIFFERENCES])
+@pytest.mark.parametrize(
+    ("text", "doc"), [d[1:] for d in DIFFERENCES], ids=[d[0] for d in DIFFERENCES]
+)
 def test_documented_difference_is_real(text: str, doc: dict[str, Any]) -> None:
     """Each difference the module docstring lists still exists (else: drop it from the list)."""
     resource = OracleUser.model_validate(doc)

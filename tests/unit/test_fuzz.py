@@ -14,55 +14,129 @@ from scim_core.http import ScimRequest
 from scim_core.memory import MemoryStore
 from scim_core.service import ScimService
 
-FUZZ = settings(max_examples=300, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 BASE = "https://scim.test/scim/v2"
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
-attr_names = st.sampled_from([
-    "userName", "displayName", "active", "emails", "emails.value", 'emails[type eq "work"]',
-    'emails[type eq "work"].value', "name", "name.givenName", "members", "title", "addresses",
-    'addresses[type eq "work"].locality', f"{ENT}:manager", f"{ENT}:employeeNumber", "id",
-    "meta", "groups", "roles", "nope", "urn:x:y:z", "members[value eq \"x\"]", "", "[", "a.b.c",
-])
-filter_atoms = st.sampled_from([
-    "userName", "emails.value", "emails[type eq \"work\"]", "meta.created", "active", "members",
-    "name.givenName", "id", "externalId", "(", ")", "and", "or", "not", "eq", "ne", "co", "sw",
-    "pr", "gt", "le", "\"x\"", "true", "null", "1.5", "[", "]", "\"2020-01-01T00:00:00Z\"",
-    f"{ENT}:manager", "\\", "\"",
-])
+attr_names = st.sampled_from(
+    [
+        "userName",
+        "displayName",
+        "active",
+        "emails",
+        "emails.value",
+        'emails[type eq "work"]',
+        'emails[type eq "work"].value',
+        "name",
+        "name.givenName",
+        "members",
+        "title",
+        "addresses",
+        'addresses[type eq "work"].locality',
+        f"{ENT}:manager",
+        f"{ENT}:employeeNumber",
+        "id",
+        "meta",
+        "groups",
+        "roles",
+        "nope",
+        "urn:x:y:z",
+        'members[value eq "x"]',
+        "",
+        "[",
+        "a.b.c",
+    ]
+)
+filter_atoms = st.sampled_from(
+    [
+        "userName",
+        "emails.value",
+        'emails[type eq "work"]',
+        "meta.created",
+        "active",
+        "members",
+        "name.givenName",
+        "id",
+        "externalId",
+        "(",
+        ")",
+        "and",
+        "or",
+        "not",
+        "eq",
+        "ne",
+        "co",
+        "sw",
+        "pr",
+        "gt",
+        "le",
+        '"x"',
+        "true",
+        "null",
+        "1.5",
+        "[",
+        "]",
+        '"2020-01-01T00:00:00Z"',
+        f"{ENT}:manager",
+        "\\",
+        '"',
+    ]
+)
 filters = st.lists(filter_atoms, min_size=1, max_size=9).map(" ".join) | st.text(max_size=40)
 ops = st.fixed_dictionaries(
     {"op": st.sampled_from(["add", "Add", "replace", "Replace", "remove", "Remove", "bogus"])},
     optional={"path": attr_names, "value": json_values},
 )
-patch_bodies = st.fixed_dictionaries({
-    "schemas": st.just(["urn:ietf:params:scim:api:messages:2.0:PatchOp"]),
-    "Operations": st.lists(ops, max_size=4),
-}) | json_values
+patch_bodies = (
+    st.fixed_dictionaries(
+        {
+            "schemas": st.just(["urn:ietf:params:scim:api:messages:2.0:PatchOp"]),
+            "Operations": st.lists(ops, max_size=4),
+        }
+    )
+    | json_values
+)
 
 
 def _service() -> tuple[ScimService, str, str]:
     service = ScimService(MemoryStore(), None)
-    user = _call(service, "POST", "/Users", {"userName": "fuzz@x.com", "emails": [
-        {"type": "work", "value": "fuzz@x.com"}], ENT: {"employeeNumber": "1"}})[1]
-    group = _call(service, "POST", "/Groups", {"displayName": "G",
-                                               "members": [{"value": user["id"]}]})[1]
+    user = _call(
+        service,
+        "POST",
+        "/Users",
+        {
+            "userName": "fuzz@x.com",
+            "emails": [{"type": "work", "value": "fuzz@x.com"}],
+            ENT: {"employeeNumber": "1"},
+        },
+    )[1]
+    group = _call(
+        service, "POST", "/Groups", {"displayName": "G", "members": [{"value": user["id"]}]}
+    )[1]
     return service, user["id"], group["id"]
 
 
-def _call(service: ScimService, method: str, path: str, body: Any = None,
-          raw: bytes | None = None, **query: str) -> tuple[int, Any]:
+def _call(
+    service: ScimService,
+    method: str,
+    path: str,
+    body: Any = None,
+    raw: bytes | None = None,
+    **query: str,
+) -> tuple[int, Any]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
-    resp = service.handle(ScimRequest(method, path, BASE, query,
-                                      {"content-type": "application/scim+json"}, data))
+    resp = service.handle(
+        ScimRequest(method, path, BASE, query, {"content-type": "application/scim+json"}, data)
+    )
     assert resp.status < 500, resp.body
     return resp.status, json.loads(resp.body) if resp.body else None
 
@@ -107,13 +181,24 @@ def test_raw_bytes_never_500(raw: bytes) -> None:
 
 
 @FUZZ
-@given(attributes=st.text(max_size=30), excluded=st.text(max_size=30),
-       sort_by=st.text(max_size=20), start=st.text(max_size=6), count=st.text(max_size=6))
-def test_query_parameters_never_500(attributes: str, excluded: str, sort_by: str, start: str,
-                                    count: str) -> None:
+@given(
+    attributes=st.text(max_size=30),
+    excluded=st.text(max_size=30),
+    sort_by=st.text(max_size=20),
+    start=st.text(max_size=6),
+    count=st.text(max_size=6),
+)
+def test_query_parameters_never_500(
+    attributes: str, excluded: str, sort_by: str, start: str, count: str
+) -> None:
     service, uid, gid = _service()
-    params = {"attributes": attributes, "excludedAttributes": excluded, "sortBy": sort_by,
-              "startIndex": start, "count": count}
+    params = {
+        "attributes": attributes,
+        "excludedAttributes": excluded,
+        "sortBy": sort_by,
+        "startIndex": start,
+        "count": count,
+    }
     for path in ("/Users", "/Groups", f"/Users/{uid}", f"/Groups/{gid}"):
         status, body = _call(service, "GET", path, **params)
         assert status in (200, 400), body

@@ -30,17 +30,23 @@ def imported_modules(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", CORE, ids=[p.name for p in CORE])
 def test_scim_core_stays_framework_free(path: Path) -> None:
     mods = imported_modules(path)
-    assert not {m for m in mods if m.startswith(("azure.functions", "msgraph", "function_app",
-                                                 "graph_enrich", "devhost"))}
+    assert not {
+        m
+        for m in mods
+        if m.startswith(("azure.functions", "msgraph", "function_app", "graph_enrich", "devhost"))
+    }
     if path.name != "table.py":
         assert not {m for m in mods if m.startswith("azure")}, "only table.py may import azure.*"
 
 
 def test_function_app_cold_path_is_light() -> None:
     """Importing function_app must not import the Graph SDK nor azure.identity (~1 s)."""
-    code = ("import sys, function_app; "
-            "bad = [m for m in sys.modules if m.startswith(('msgraph', 'azure.identity', 'kiota'))];"
-            "print(bad); raise SystemExit(1 if bad else 0)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import sys, function_app; "
+        "bad = [m for m in sys.modules if m.startswith(('msgraph', 'azure.identity', 'kiota'))];"
+        "print(bad); raise SystemExit(1 if bad else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr

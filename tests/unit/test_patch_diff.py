@@ -97,18 +97,41 @@ def _values(element: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
 
 users = st.builds(
     lambda base, ext: {**base, **({ENTERPRISE: ext} if ext else {})},
-    st.fixed_dictionaries({"userName": text}, optional={
-        "displayName": text, "nickName": text, "title": text, "externalId": text,
-        "active": booleans, "name": names, "emails": _values(email),
-        "addresses": _values(address), "roles": _values(role),
-    }),
-    _subset({"employeeNumber": text, "department": text, "manager": st.fixed_dictionaries(
-        {"value": text})}),
+    st.fixed_dictionaries(
+        {"userName": text},
+        optional={
+            "displayName": text,
+            "nickName": text,
+            "title": text,
+            "externalId": text,
+            "active": booleans,
+            "name": names,
+            "emails": _values(email),
+            "addresses": _values(address),
+            "roles": _values(role),
+        },
+    ),
+    _subset(
+        {
+            "employeeNumber": text,
+            "department": text,
+            "manager": st.fixed_dictionaries({"value": text}),
+        }
+    ),
 )
 
-SIMPLE = ["displayName", "nickName", "title", "externalId", "userName", "name.givenName",
-          "name.familyName", f"{ENTERPRISE}:department", f"{ENTERPRISE}:employeeNumber",
-          f"{ENTERPRISE}:manager.value"]
+SIMPLE = [
+    "displayName",
+    "nickName",
+    "title",
+    "externalId",
+    "userName",
+    "name.givenName",
+    "name.familyName",
+    f"{ENTERPRISE}:department",
+    f"{ENTERPRISE}:employeeNumber",
+    f"{ENTERPRISE}:manager.value",
+]
 writes = st.sampled_from(["add", "replace", "Add", "Replace"])  # op case: both insensitive
 
 
@@ -126,8 +149,12 @@ def _filtered(attr: str, sub_values: dict[str, st.SearchStrategy[Any]]) -> Any:
     path = st.builds(lambda k: f'{attr}[type eq "{k}"]', kinds)
     sub = st.sampled_from(sorted(sub_values))
     return st.one_of(
-        st.builds(lambda o, p, sv: _op(o, f"{p}.{sv[0]}", sv[1]), writes, path,
-                  sub.flatmap(lambda s: st.tuples(st.just(s), sub_values[s]))),
+        st.builds(
+            lambda o, p, sv: _op(o, f"{p}.{sv[0]}", sv[1]),
+            writes,
+            path,
+            sub.flatmap(lambda s: st.tuples(st.just(s), sub_values[s])),
+        ),
         st.builds(lambda o, p, v: _op(o, p, v), writes, path, _subset(sub_values, 1)),
         st.builds(lambda p: _op("remove", p), path),
         st.builds(lambda p, s: _op("remove", f"{p}.{s}"), path, sub),
@@ -139,31 +166,54 @@ operations = st.one_of(
     st.builds(lambda p: _op("remove", p), st.sampled_from(SIMPLE[:-1])),  # difference 10
     st.builds(_op, writes, st.just("active"), booleans),
     st.builds(_op, writes, st.just("name"), names),
-    st.builds(lambda p: _op("remove", p), st.sampled_from(
-        ["name", "emails", "addresses", "roles", "active", f"{ENTERPRISE}:manager", ENTERPRISE])),
-    st.builds(_op, writes, st.just(f"{ENTERPRISE}:manager"),
-              st.fixed_dictionaries({"value": text})),
+    st.builds(
+        lambda p: _op("remove", p),
+        st.sampled_from(
+            ["name", "emails", "addresses", "roles", "active", f"{ENTERPRISE}:manager", ENTERPRISE]
+        ),
+    ),
+    st.builds(
+        _op, writes, st.just(f"{ENTERPRISE}:manager"), st.fixed_dictionaries({"value": text})
+    ),
     st.builds(_op, writes, st.just("emails"), _values(email)),
     st.builds(_op, writes, st.just("addresses"), _values(address)),
     st.builds(_op, st.just("add"), st.just("roles"), _values(role)),
     _filtered("emails", {"value": emails, "display": text, "primary": booleans}),
     _filtered("addresses", {"locality": text, "region": text, "postalCode": text}),
-    st.builds(_op, st.just("replace"), st.sampled_from([*SIMPLE[:-1], "emails", "name"]),
-              st.none()),
+    st.builds(
+        _op, st.just("replace"), st.sampled_from([*SIMPLE[:-1], "emails", "name"]), st.none()
+    ),
     st.builds(_op, writes, st.just("emails.display"), text),
     st.builds(_op, st.just("remove"), st.sampled_from(["emails.display", "addresses.region"])),
     st.builds(_op, writes, st.just("name"), st.fixed_dictionaries({"givenName": st.none()})),
-    st.sampled_from([  # failures: both must refuse
-        _op("remove", None), _op("add", "title"), _op("replace", "nickname2", "x"),
-        _op("replace", 'emails[display co "q"].value', "a@example.com"),
-        _op("replace", "emails[type eq", "x"), _op("move", "title", "x"),
-        _op("replace", "urn:example:unknown:2.0:User:title", "x"),
-    ]),
-    st.builds(_op, writes, st.just(None), _subset({
-        "displayName": text, "active": booleans, "name.givenName": text, "name": names,
-        f"{ENTERPRISE}:department": text, ENTERPRISE: _subset({"costCenter": text}, 1),
-        "emails": _values(email),
-    }, 1)),
+    st.sampled_from(
+        [  # failures: both must refuse
+            _op("remove", None),
+            _op("add", "title"),
+            _op("replace", "nickname2", "x"),
+            _op("replace", 'emails[display co "q"].value', "a@example.com"),
+            _op("replace", "emails[type eq", "x"),
+            _op("move", "title", "x"),
+            _op("replace", "urn:example:unknown:2.0:User:title", "x"),
+        ]
+    ),
+    st.builds(
+        _op,
+        writes,
+        st.just(None),
+        _subset(
+            {
+                "displayName": text,
+                "active": booleans,
+                "name.givenName": text,
+                "name": names,
+                f"{ENTERPRISE}:department": text,
+                ENTERPRISE: _subset({"costCenter": text}, 1),
+                "emails": _values(email),
+            },
+            1,
+        ),
+    ),
 )
 
 # --- the two implementations --------------------------------------------------------------------
@@ -220,8 +270,12 @@ member_ops = st.one_of(
     st.builds(lambda i: _op("remove", f'members[value eq "{i}"]'), ids),
     st.builds(lambda i, j: _op("remove", f'members[value eq "{i}" or value eq "{j}"]'), ids, ids),
     st.just(_op("remove", "members")),
-    st.builds(_op, st.just("replace"), st.just(None), st.fixed_dictionaries(
-        {"displayName": text}, optional={"members": member_lists})),
+    st.builds(
+        _op,
+        st.just("replace"),
+        st.just(None),
+        st.fixed_dictionaries({"displayName": text}, optional={"members": member_lists}),
+    ),
 )
 
 
@@ -233,19 +287,24 @@ def _after(current: list[str], change: MemberChange) -> set[str]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(current=st.lists(ids, unique=True, max_size=4), name=text,
-       ops=st.lists(member_ops, min_size=1, max_size=4))
+@given(
+    current=st.lists(ids, unique=True, max_size=4),
+    name=text,
+    ops=st.lists(member_ops, min_size=1, max_size=4),
+)
 def test_member_changes_agree_with_scim2_server(
     current: list[str], name: str, ops: list[dict[str, Any]]
 ) -> None:
     """RFC 7644 §3.5.2 on ``members``: our MemberChange, applied to the stored member rows,
     gives the members scim2-server ends with, and the same displayName."""
     body = {"schemas": [PATCH_OP_SCHEMA], "Operations": ops}
-    group = Group.model_validate({"schemas": [GROUP_SCHEMA], "displayName": name,
-                                  "members": [{"value": i} for i in current]})
+    group = Group.model_validate(
+        {"schemas": [GROUP_SCHEMA], "displayName": name, "members": [{"value": i} for i in current]}
+    )
     with POLICY:
-        patch = PatchOp[Group].model_validate(copy.deepcopy(body),
-                                              scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+        patch = PatchOp[Group].model_validate(
+            copy.deepcopy(body), scim_ctx=Context.RESOURCE_PATCH_REQUEST
+        )
         patch.patch(group)
     result = apply_patch(GROUP, {"id": "g", "displayName": name}, body)
     assert _after(current, result.members) == {m.value for m in group.members or ()}

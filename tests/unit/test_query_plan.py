@@ -27,11 +27,17 @@ class CountingStore(MemoryStore):
         return object.__getattribute__(self, name)
 
 
-def call(service: ScimService, method: str, path: str, body: Any = None,
-         **query: str) -> tuple[int, Any]:
-    req = ScimRequest(method=method, path=path, base_url="https://scim.test/scim/v2",
-                      query=query, headers={"content-type": "application/scim+json"},
-                      body=json.dumps(body).encode() if body is not None else b"")
+def call(
+    service: ScimService, method: str, path: str, body: Any = None, **query: str
+) -> tuple[int, Any]:
+    req = ScimRequest(
+        method=method,
+        path=path,
+        base_url="https://scim.test/scim/v2",
+        query=query,
+        headers={"content-type": "application/scim+json"},
+        body=json.dumps(body).encode() if body is not None else b"",
+    )
     resp = service.handle(req)
     return resp.status, json.loads(resp.body) if resp.body else None
 
@@ -42,11 +48,13 @@ def setup() -> tuple[ScimService, CountingStore, dict[str, str]]:
     service = ScimService(store, None)
     ids: dict[str, str] = {}
     for i in range(3):
-        _, user = call(service, "POST", "/Users", {"userName": f"User{i}@x.com",
-                                                   "externalId": f"ext{i}"})
+        _, user = call(
+            service, "POST", "/Users", {"userName": f"User{i}@x.com", "externalId": f"ext{i}"}
+        )
         ids[f"u{i}"] = user["id"]
-    _, group = call(service, "POST", "/Groups", {"displayName": "Sales",
-                                                 "members": [{"value": ids["u0"]}]})
+    _, group = call(
+        service, "POST", "/Groups", {"displayName": "Sales", "members": [{"value": ids["u0"]}]}
+    )
     ids["g"] = group["id"]
     store.calls.clear()
     return service, store, ids
@@ -59,23 +67,46 @@ def setup() -> tuple[ScimService, CountingStore, dict[str, str]]:
         ("/Users", 'externalId eq "ext1"', {}, {"lookup": 1, "get": 1}),
         ("/Users", 'id eq "{u1}"', {}, {"get": 1}),
         ("/Users", 'id eq "{u1}" and manager eq "{u0}"', {"attributes": "id"}, {"get": 1}),
-        ("/Groups", 'displayName eq "sales"', {"excludedAttributes": "members"},
-         {"lookup": 1, "get": 1}),
-        ("/Groups", 'id eq "{g}" and members eq "{u0}"', {"attributes": "id"},
-         {"get": 1, "has_member": 1}),
-        ("/Groups", 'id eq "{g}" and members[value eq "{u0}"]',
-         {"excludedAttributes": "members"}, {"get": 1, "has_member": 1}),
+        (
+            "/Groups",
+            'displayName eq "sales"',
+            {"excludedAttributes": "members"},
+            {"lookup": 1, "get": 1},
+        ),
+        (
+            "/Groups",
+            'id eq "{g}" and members eq "{u0}"',
+            {"attributes": "id"},
+            {"get": 1, "has_member": 1},
+        ),
+        (
+            "/Groups",
+            'id eq "{g}" and members[value eq "{u0}"]',
+            {"excludedAttributes": "members"},
+            {"get": 1, "has_member": 1},
+        ),
     ],
-    ids=["userName", "externalId", "id", "id-and-manager", "displayName", "members-eq",
-         "members-valuepath"],
+    ids=[
+        "userName",
+        "externalId",
+        "id",
+        "id-and-manager",
+        "displayName",
+        "members-eq",
+        "members-valuepath",
+    ],
 )
-def test_entra_queries_are_point_reads(setup: Any, path: str, flt: str, extra: dict[str, str],
-                                       expected: dict[str, int]) -> None:
+def test_entra_queries_are_point_reads(
+    setup: Any, path: str, flt: str, extra: dict[str, str], expected: dict[str, int]
+) -> None:
     service, store, ids = setup
     status, body = call(service, "GET", path, filter=flt.format(**ids), **extra)
     assert status == 200, body
-    used = {k: v for k, v in store.calls.items() if k in
-            ("lookup", "get", "scan", "list_members", "has_member", "groups_of")}
+    used = {
+        k: v
+        for k, v in store.calls.items()
+        if k in ("lookup", "get", "scan", "list_members", "has_member", "groups_of")
+    }
     assert used == expected
 
 

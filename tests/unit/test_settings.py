@@ -6,8 +6,14 @@ from scim_core.settings import Settings
 
 
 def test_from_env_reads_aliases_and_ignores_empty() -> None:
-    s = Settings.from_env({"SCIM_BEARER_TOKEN": "a", "SCIM_BEARER_TOKEN_SECONDARY": "",
-                           "SYNC_SCHEDULE": "0 0 * * * *", "UNRELATED": "x"})
+    s = Settings.from_env(
+        {
+            "SCIM_BEARER_TOKEN": "a",
+            "SCIM_BEARER_TOKEN_SECONDARY": "",
+            "SYNC_SCHEDULE": "0 0 * * * *",
+            "UNRELATED": "x",
+        }
+    )
     assert s.bearer_tokens() == ["a"] and s.sync_schedule == "0 0 * * * *"
 
 

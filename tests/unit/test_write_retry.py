@@ -30,8 +30,14 @@ class RacingStore(MemoryStore):
         super().__init__()
         self.races = races
 
-    def replace(self, rtype: str, doc: dict[str, Any], keys: Any, etag: str,
-                members: MemberChange = NO_CHANGE) -> Stored:
+    def replace(
+        self,
+        rtype: str,
+        doc: dict[str, Any],
+        keys: Any,
+        etag: str,
+        members: MemberChange = NO_CHANGE,
+    ) -> Stored:
         if self.races:
             self.races -= 1
             current = self.get(rtype, str(doc["id"]))
@@ -39,11 +45,16 @@ class RacingStore(MemoryStore):
         return super().replace(rtype, doc, keys, etag, members)
 
 
-def call(service: ScimService, method: str, path: str, body: Any,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    req = ScimRequest(method=method, path=path, base_url="https://scim.test/scim/v2",
-                      headers={"content-type": "application/scim+json", **(headers or {})},
-                      body=json.dumps(body).encode())
+def call(
+    service: ScimService, method: str, path: str, body: Any, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    req = ScimRequest(
+        method=method,
+        path=path,
+        base_url="https://scim.test/scim/v2",
+        headers={"content-type": "application/scim+json", **(headers or {})},
+        body=json.dumps(body).encode(),
+    )
     resp = service.handle(req)
     return resp.status, json.loads(resp.body) if resp.body else None
 
@@ -58,15 +69,20 @@ def make_group(races: int) -> tuple[ScimService, RacingStore, str]:
 
 
 def add_member(member: str) -> dict[str, Any]:
-    return {"schemas": [PATCH],
-            "Operations": [{"op": "Add", "path": "members", "value": [{"value": member}]}]}
+    return {
+        "schemas": [PATCH],
+        "Operations": [{"op": "Add", "path": "members", "value": [{"value": member}]}],
+    }
 
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_lost_race_without_if_match_is_retried(method: str) -> None:
     service, store, gid = make_group(races=3)
-    body = (add_member("u1") if method == "PATCH"
-            else {"schemas": [GROUP], "displayName": "G", "members": [{"value": "u1"}]})
+    body = (
+        add_member("u1")
+        if method == "PATCH"
+        else {"schemas": [GROUP], "displayName": "G", "members": [{"value": "u1"}]}
+    )
     status, out = call(service, method, f"/Groups/{gid}", body)
     assert status == 200, out
     assert [m.value for m in store.list_members(gid)] == ["u1"]
@@ -75,8 +91,7 @@ def test_lost_race_without_if_match_is_retried(method: str) -> None:
 def test_lost_race_with_if_match_is_412() -> None:
     service, store, gid = make_group(races=1)
     version = version_of(store.get("Group", gid).etag)
-    status, out = call(service, "PATCH", f"/Groups/{gid}", add_member("u1"),
-                       {"if-match": version})
+    status, out = call(service, "PATCH", f"/Groups/{gid}", add_member("u1"), {"if-match": version})
     assert status == 412 and out["status"] == "412"
     assert store.list_members(gid) == []
 
