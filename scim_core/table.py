@@ -34,14 +34,12 @@ from contextlib import contextmanager
 from email.utils import formatdate
 from http.client import HTTPResponse as _HTTPResponse
 from typing import Any, cast
-from urllib.parse import urlsplit
 
-import requests
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline import PipelineRequest
-from azure.core.pipeline.transport import RequestsTransport
+from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest, HttpResponse
 
 # The underscored modules below are private parts of the pinned SDK (azure-core 1.41.0,
@@ -70,6 +68,7 @@ from scim_core.errors import (
     ServiceUnavailable,
 )
 from scim_core.store import NON_UNIQUE_INDEXES, UNIQUE_INDEXES, Member, MemberChange, Stored
+from scim_core.transport import HttpClientTransport, proxied
 
 # The SDK's private helpers are untyped; these are their types as _transact uses them.
 _sdk_decode_error = cast(Callable[..., HttpResponseError], _decode_error)
@@ -117,52 +116,27 @@ class RequestCounter:
             self.count += 1
 
 
-class _EnvOnceSession(requests.Session):
-    """requests re-reads the proxy and CA-bundle variables on every request
-    (``Session.merge_environment_settings`` walks ``os.environ`` two or three times): ~0.45 ms
-    of CPU per storage request, a third of a point read's (bench/README.md "Fixes"). What it
-    finds depends only on the URL's scheme and host and on the environment, which is fixed for
-    the life of a Functions worker (app settings), so it is worked out once per host."""
+def _transport(endpoint: str) -> HttpTransport:  # type: ignore[type-arg]
+    """The http.client transport (scim_core.transport), or azure-core's requests transport when
+    the environment routes storage traffic through a proxy, which only requests supports."""
+    if proxied(endpoint):
+        from azure.core.pipeline.transport import RequestsTransport
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-        # Without an auth of its own, requests also looks for ~/.netrc credentials on every
-        # request (two stat calls). The SDK signs each request itself, and a netrc entry for
-        # the storage host would only replace its Authorization header: never look.
-        self.auth = _signed_by_the_sdk
-
-    def merge_environment_settings(
-        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
-        parts = urlsplit(url)
-        key = (
-            parts.scheme,
-            parts.netloc,
-            tuple(sorted((proxies or {}).items())),
-            stream,
-            verify,
-            cert,
-        )
-        merged = self._merged.get(key)
-        if merged is None:
-            merged = super().merge_environment_settings(
-                url, dict(proxies or {}), stream, verify, cert
-            )
-            self._merged[key] = merged
-        return {**merged, "proxies": dict(merged["proxies"])}
+        return cast(HttpTransport, RequestsTransport())  # type: ignore[type-arg]
+    return HttpClientTransport()
 
 
-def _signed_by_the_sdk(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    return request
-
-
-def _transport() -> RequestsTransport:
-    """azure-core's requests transport, as it configures its own session, over _EnvOnceSession."""
-    session = _EnvOnceSession()
-    transport = RequestsTransport(session=session, session_owner=True)
-    transport._init_session(session)  # what RequestsTransport.open() does for a session it makes
-    return transport
+def _connection_endpoint(conn_str: str) -> str:
+    """The Table endpoint a connection string names (as the SDK works it out)."""
+    fields = dict(
+        part.split("=", 1) for part in conn_str.strip().strip(";").split(";") if "=" in part
+    )
+    fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+    if fields.get("tableendpoint"):
+        return fields["tableendpoint"]
+    scheme = fields.get("defaultendpointsprotocol", "https")
+    suffix = fields.get("endpointsuffix", "core.windows.net")
+    return f"{scheme}://{fields.get('accountname', '')}.table.{suffix}"
 
 
 def encode_key(value: str) -> str:
@@ -201,7 +175,7 @@ class TableStore:
         cls, conn_str: str, *, table_prefix: str = "", **kwargs: Any
     ) -> TableStore:
         counter = RequestCounter()
-        kwargs.setdefault("transport", _transport())
+        kwargs.setdefault("transport", _transport(_connection_endpoint(conn_str)))
         service = TableServiceClient.from_connection_string(
             conn_str, raw_request_hook=counter, **kwargs
         )
@@ -212,7 +186,7 @@ class TableStore:
         cls, endpoint: str, credential: TokenCredential, *, table_prefix: str = "", **kwargs: Any
     ) -> TableStore:
         counter = RequestCounter()
-        kwargs.setdefault("transport", _transport())
+        kwargs.setdefault("transport", _transport(endpoint))
         service = TableServiceClient(
             endpoint, credential=credential, raw_request_hook=counter, **kwargs
         )
