@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures["seed_users_per_s"] = round(args.users / seeded)
         with fake.serve():
-            settings = Settings(GRAPH_BASE_URL=fake.base_url)
+            settings = Settings.from_env({"GRAPH_BASE_URL": fake.base_url})
             options = SyncOptions(
                 credential=FakeCredential(), workers=args.workers, budget_seconds=args.budget
             )

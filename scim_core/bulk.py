@@ -11,17 +11,37 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scim_core.discovery import BULK_MAX_OPERATIONS, BULK_MAX_PAYLOAD
 from scim_core.errors import InvalidSyntax, InvalidValue, PayloadTooLarge, ScimError, TooMany
 from scim_core.http import ScimRequest, ScimResponse
-from scim_core.messages import BULK_REQUEST, BULK_RESPONSE, BulkOperation, BulkRequest
+from scim_core.messages import BULK_REQUEST, BULK_RESPONSE
 
 if TYPE_CHECKING:
     from scim_core.service import ScimService
 
 _REF = re.compile(r"bulkId:([^\"/\s]+)")
+
+
+class BulkOperation(BaseModel):
+    """One operation of a BulkRequest (RFC 7644 §3.7); wire names are camelCase aliases."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    method: str
+    path: str
+    bulk_id: str | None = Field(default=None, alias="bulkId")
+    version: str | None = None
+    data: Any = None
+
+
+class BulkRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    schemas: list[str] = Field(default_factory=lambda: [BULK_REQUEST])
+    fail_on_errors: int | None = Field(default=None, alias="failOnErrors")
+    operations: list[BulkOperation] = Field(alias="Operations")
 
 
 def _refs(op: BulkOperation) -> set[str]:

@@ -1,11 +1,12 @@
-"""Protocol messages (RFC 7644) as pydantic models: query parameters, SearchRequest,
-ListResponse, BulkRequest/BulkResponse. Wire names are camelCase aliases."""
+"""Protocol messages (RFC 7644): query parameters and SearchRequest (:class:`Query`), and
+ListResponse. The BulkRequest model is in scim_core.bulk."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
@@ -18,69 +19,86 @@ MAX_RESULTS = 1000
 #: Page size when the client gives no ``count``.
 DEFAULT_COUNT = 100
 
+_INTEGER = re.compile(r"[+-]?[0-9]{1,4000}")  # int() refuses longer digit strings
 
-def _csv(value: Any) -> list[str]:
+
+class QueryError(ValueError):
+    """A query parameter that cannot be used: ``param`` is its wire name."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query: from GET query parameters (RFC 7644 §3.4.2) or a SearchRequest body (§3.4.3).
+
+    A plain class rather than a pydantic model: it is parsed on every list request, and keeping
+    pydantic (~75 ms of imports and schema building) off the HTTP path is most of what separates
+    a cold start from a warm one (bench/README.md, "Cold start")."""
+
+    attributes: list[str] = field(default_factory=list)
+    excluded_attributes: list[str] = field(default_factory=list)
+    filter: str | None = None
+    sort_by: str | None = None
+    sort_order: str | None = None  # "ascending" or "descending"
+    start_index: int = 1
+    count: int | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any]) -> Query:
+        """From wire names (``excludedAttributes``...); unknown names are ignored. Raises
+        :class:`QueryError` for a value of the wrong type or out of its domain."""
+        order = _text(params, "sortOrder")
+        if order is not None:
+            if order.lower() not in ("ascending", "descending"):
+                raise QueryError("sortOrder", "must be 'ascending' or 'descending'")
+            order = order.lower()
+        start = _integer(params, "startIndex")
+        count = _integer(params, "count")
+        return cls(
+            attributes=_csv(params, "attributes"),
+            excluded_attributes=_csv(params, "excludedAttributes"),
+            filter=_text(params, "filter"),
+            sort_by=_text(params, "sortBy"),
+            sort_order=order,
+            # RFC 7644 §3.4.2.4: a startIndex below 1 is 1; a negative count is 0.
+            start_index=1 if start is None else max(1, start),
+            count=None if count is None else min(max(0, count), MAX_RESULTS),
+        )
+
+
+def _csv(params: Mapping[str, Any], name: str) -> list[str]:
+    value = params.get(name)
     if value is None:
         return []
     if isinstance(value, str):
         return [p.strip() for p in value.split(",") if p.strip()]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [p.strip() for v in value for p in v.split(",") if p.strip()]
-    raise ValueError("must be a comma-separated string or a list of strings")
+    raise QueryError(name, "must be a comma-separated string or a list of strings")
 
 
-class Query(BaseModel):
-    """A query: from GET query parameters (RFC 7644 §3.4.2) or a SearchRequest body (§3.4.3)."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    attributes: list[str] = Field(default_factory=list)
-    excluded_attributes: list[str] = Field(default_factory=list, alias="excludedAttributes")
-    filter: str | None = None
-    sort_by: str | None = Field(default=None, alias="sortBy")
-    sort_order: str | None = Field(default=None, alias="sortOrder")
-    start_index: int = Field(default=1, alias="startIndex")
-    count: int | None = None
-
-    @field_validator("attributes", "excluded_attributes", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> list[str]:
-        return _csv(value)
-
-    @field_validator("start_index", mode="after")
-    @classmethod
-    def _start(cls, value: int) -> int:
-        return max(1, value)  # RFC 7644 §3.4.2.4: a value less than 1 is interpreted as 1
-
-    @field_validator("count", mode="after")
-    @classmethod
-    def _count(cls, value: int | None) -> int | None:
-        return None if value is None else min(max(0, value), MAX_RESULTS)  # §3.4.2.4
-
-    @field_validator("sort_order", mode="after")
-    @classmethod
-    def _order(cls, value: str | None) -> str | None:
-        if value is not None and value.lower() not in ("ascending", "descending"):
-            raise ValueError("sortOrder must be 'ascending' or 'descending'")
-        return value.lower() if value else None
+def _text(params: Mapping[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise QueryError(name, "must be a string")
 
 
-class BulkOperation(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    method: str
-    path: str
-    bulk_id: str | None = Field(default=None, alias="bulkId")
-    version: str | None = None
-    data: Any = None
-
-
-class BulkRequest(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    schemas: list[str] = Field(default_factory=lambda: [BULK_REQUEST])
-    fail_on_errors: int | None = Field(default=None, alias="failOnErrors")
-    operations: list[BulkOperation] = Field(alias="Operations")
+def _integer(params: Mapping[str, Any], name: str) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value.strip())
+    raise QueryError(name, "must be an integer")
 
 
 def list_response(resources: list[dict[str, Any]], total: int, start_index: int) -> dict[str, Any]:

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from scim_core import discovery
 from scim_core.auth import Authenticator
 from scim_core.errors import (
@@ -31,7 +29,7 @@ from scim_core.errors import (
 )
 from scim_core.filter import parse_filter
 from scim_core.http import SCIM_CONTENT_TYPE, ScimRequest, ScimResponse
-from scim_core.messages import DEFAULT_COUNT, Query, list_response
+from scim_core.messages import DEFAULT_COUNT, Query, QueryError, list_response
 from scim_core.patch import apply_patch
 from scim_core.query import find
 from scim_core.resource import Projection, etag_matches, read_input, version_of
@@ -87,12 +85,10 @@ def error_response(err: ScimError) -> ScimResponse:
 
 def _query(params: dict[str, Any]) -> Query:
     try:
-        return Query.model_validate(params)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        return Query.parse(params)
+    except QueryError as exc:
         raise BadRequest(
-            f"invalid query parameter {where!r}: {first['msg']}", scim_type="invalidValue"
+            f"invalid query parameter {exc.param!r}: {exc.message}", scim_type="invalidValue"
         ) from None
 
 

@@ -11,8 +11,8 @@ scim_core never reads the environment itself: ``function_app`` builds a ``Settin
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 #: Entra's own provisioning-service audience ("blank Secret Token" mode). Same for every app.
 ENTRA_PROVISIONING_AUDIENCE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
@@ -20,56 +20,77 @@ ENTRA_PROVISIONING_AUDIENCE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
 UNRESOLVED_KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 
 
-class Settings(BaseModel):
-    """App settings, by their app-setting names (aliases)."""
+def _setting(name: str, default: str | None = None, *, secret: bool = False) -> Any:
+    """A field read from the app setting ``name``; a secret one is left out of ``repr``."""
+    return field(default=default, repr=not secret, metadata={"alias": name})
 
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+@dataclass(frozen=True)
+class Settings:
+    """App settings; each field's app-setting name is its ``alias``. Build with
+    :meth:`from_env` (app-setting names); ``Settings()`` is every default.
+
+    A plain dataclass: every value is a string from the environment, and it is built on the
+    first request, where pydantic would add ~75 ms to a cold start (bench/README.md)."""
 
     # --- authentication -------------------------------------------------------------------
-    bearer_token: str | None = Field(default=None, alias="SCIM_BEARER_TOKEN")
+    bearer_token: str | None = _setting("SCIM_BEARER_TOKEN", secret=True)
     """The secret bearer token Entra sends (Key Vault reference in Azure)."""
-    bearer_token_secondary: str | None = Field(default=None, alias="SCIM_BEARER_TOKEN_SECONDARY")
+    bearer_token_secondary: str | None = _setting("SCIM_BEARER_TOKEN_SECONDARY", secret=True)
     """A second accepted token, so a token can be rotated without downtime."""
-    jwt_issuer: str | None = Field(default=None, alias="SCIM_JWT_ISSUER")
+    jwt_issuer: str | None = _setting("SCIM_JWT_ISSUER")
     """OAuth client-credentials mode: the issuer a bearer JWT must carry."""
-    jwt_audience: str | None = Field(default=None, alias="SCIM_JWT_AUDIENCE")
+    jwt_audience: str | None = _setting("SCIM_JWT_AUDIENCE")
     """OAuth client-credentials mode: the audience a bearer JWT must carry."""
-    jwks_url: str | None = Field(default=None, alias="SCIM_JWKS_URL")
+    jwks_url: str | None = _setting("SCIM_JWKS_URL")
     """Where the signing keys of accepted JWTs are published (JWKS)."""
-    entra_tenant_id: str | None = Field(default=None, alias="SCIM_ENTRA_TENANT_ID")
+    entra_tenant_id: str | None = _setting("SCIM_ENTRA_TENANT_ID")
     """Accept Entra's own provisioning JWT ("blank Secret Token") from this tenant only."""
 
     # --- storage ---------------------------------------------------------------------------
-    tables_connection_string: str | None = Field(default=None, alias="TABLES_CONNECTION_STRING")
+    tables_connection_string: str | None = _setting("TABLES_CONNECTION_STRING", secret=True)
     """Connection string (Azurite locally). Takes precedence over the endpoint."""
-    tables_endpoint: str | None = Field(default=None, alias="TABLES_ENDPOINT")
+    tables_endpoint: str | None = _setting("TABLES_ENDPOINT")
     """``https://<account>.table.core.windows.net`` used with managed identity in Azure."""
-    azure_client_id: str | None = Field(default=None, alias="AZURE_CLIENT_ID")
+    azure_client_id: str | None = _setting("AZURE_CLIENT_ID")
     """Client id of the user-assigned managed identity (tables, Key Vault, Graph)."""
 
     # --- Graph enrichment ------------------------------------------------------------------
-    sync_schedule: str = Field(default="0 */15 * * * *", alias="SYNC_SCHEDULE")
+    sync_schedule: str = _setting("SYNC_SCHEDULE", "0 */15 * * * *")
     """NCRONTAB schedule (UTC) of the Graph delta sync timer."""
-    graph_base_url: str = Field(default="https://graph.microsoft.com/v1.0", alias="GRAPH_BASE_URL")
-    graph_tenant_id: str | None = Field(default=None, alias="GRAPH_TENANT_ID")
-    graph_client_id: str | None = Field(default=None, alias="GRAPH_CLIENT_ID")
-    graph_client_secret: str | None = Field(default=None, alias="GRAPH_CLIENT_SECRET")
-    graph_select: str | None = Field(default=None, alias="GRAPH_SELECT")
-    graph_join: str = Field(default="externalId", alias="GRAPH_JOIN")
-    graph_deprovision: str = Field(default="flag", alias="GRAPH_DEPROVISION")
-    graph_notification_url: str | None = Field(default=None, alias="GRAPH_NOTIFICATION_URL")
-    graph_client_state: str | None = Field(default=None, alias="GRAPH_CLIENT_STATE")
+    graph_base_url: str = _setting("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0")
+    graph_tenant_id: str | None = _setting("GRAPH_TENANT_ID")
+    graph_client_id: str | None = _setting("GRAPH_CLIENT_ID")
+    graph_client_secret: str | None = _setting("GRAPH_CLIENT_SECRET", secret=True)
+    graph_select: str | None = _setting("GRAPH_SELECT")
+    graph_join: str = _setting("GRAPH_JOIN", "externalId")
+    graph_deprovision: str = _setting("GRAPH_DEPROVISION", "flag")
+    graph_notification_url: str | None = _setting("GRAPH_NOTIFICATION_URL")
+    graph_client_state: str | None = _setting("GRAPH_CLIENT_STATE", secret=True)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Build from an environment mapping; empty strings count as unset."""
-        names = {f.alias for f in cls.model_fields.values() if f.alias}
-        return cls.model_validate({k: v for k, v in environ.items() if k in names and v != ""})
+    def from_env(cls, environ: Mapping[str, Any]) -> Settings:
+        """Build from an environment mapping (app-setting names); other names are ignored and
+        empty strings count as unset. A value that is not a string is a TypeError."""
+        values: dict[str, str] = {}
+        for f in fields(cls):
+            value = environ.get(f.metadata["alias"])
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                raise TypeError(f"app setting {f.metadata['alias']} must be a string")
+            values[f.name] = value
+        return cls(**values)
 
     @classmethod
     def setting_names(cls) -> list[str]:
         """Every app-setting name the code reads, sorted."""
-        return sorted(f.alias for f in cls.model_fields.values() if f.alias)
+        return sorted(f.metadata["alias"] for f in fields(cls))
+
+    def as_env(self) -> dict[str, str]:
+        """The settings that are set, by app-setting name (``from_env`` of it is equal)."""
+        names = {f.name: f.metadata["alias"] for f in fields(self)}
+        return {names[k]: v for k, v in asdict(self).items() if v is not None}
 
     def bearer_tokens(self) -> list[str]:
         """The accepted static tokens (primary first).

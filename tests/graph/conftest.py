@@ -65,7 +65,7 @@ def fake() -> Iterator[FakeGraph]:
 
 @pytest.fixture
 def settings(fake: FakeGraph) -> Settings:
-    return Settings(GRAPH_BASE_URL=fake.base_url)
+    return Settings.from_env({"GRAPH_BASE_URL": fake.base_url})
 
 
 @pytest.fixture

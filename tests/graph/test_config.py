@@ -111,9 +111,9 @@ def test_graph_enrich_never_imports_function_app(path: Path) -> None:
 def test_credential_selection(values: dict[str, str], expected: str) -> None:
     """Client secret when configured, else the user-assigned managed identity (Azure), else
     DefaultAzureCredential (a developer's machine). Building one makes no network call."""
-    credential = build_credential(Settings.model_validate(values))
+    credential = build_credential(Settings.from_env(values))
     assert type(credential).__name__ == expected
-    assert build_credential(Settings.model_validate(values)) is credential  # token cache kept
+    assert build_credential(Settings.from_env(values)) is credential  # token cache kept
 
 
 def test_unresolved_key_vault_secret_is_a_configuration_error() -> None:
@@ -123,4 +123,4 @@ def test_unresolved_key_vault_secret_is_a_configuration_error() -> None:
         "GRAPH_CLIENT_SECRET": "@Microsoft.KeyVault(SecretUri=https://kv/secrets/x)",
     }
     with pytest.raises(ConfigurationError, match="Key Vault"):
-        build_credential(Settings.model_validate(values))
+        build_credential(Settings.from_env(values))

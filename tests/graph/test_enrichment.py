@@ -18,7 +18,7 @@ def _user(fake, store, upn="adele@contoso.com", provisioned=True, **props):
 
 
 def _with(settings: Settings, **values: str) -> Settings:
-    return Settings.model_validate({**settings.model_dump(by_alias=True), **values})
+    return Settings.from_env({**settings.as_env(), **values})
 
 
 def test_a_graph_user_without_a_scim_user_is_a_join_miss(fake, settings, store, options):

@@ -106,7 +106,7 @@ def test_forbidden_is_a_clear_error(fake, settings, store, options):
     ids=["join", "deprovision", "plain-http"],
 )
 def test_bad_settings_are_a_clear_error(settings, store, options, name, value):
-    bad = Settings.model_validate({**settings.model_dump(by_alias=True), name: value})
+    bad = Settings.from_env({**settings.as_env(), name: value})
     report = sync(bad, store, options)
     assert (report.outcome, report.error_kind) == ("failed", "configuration")
     assert name in report.error
@@ -116,9 +116,7 @@ def test_half_configured_client_secret_is_a_clear_error(settings, store, sleeps)
     """GRAPH_CLIENT_SECRET without GRAPH_TENANT_ID/GRAPH_CLIENT_ID names what is missing."""
     from graph_enrich import SyncOptions
 
-    half = Settings.model_validate(
-        {**settings.model_dump(by_alias=True), "GRAPH_CLIENT_SECRET": "s3cret"}
-    )
+    half = Settings.from_env({**settings.as_env(), "GRAPH_CLIENT_SECRET": "s3cret"})
     report = sync(half, store, SyncOptions(sleep=sleeps))
     assert report.error_kind == "configuration"
     assert "GRAPH_TENANT_ID" in report.error and "GRAPH_CLIENT_ID" in report.error

@@ -22,9 +22,9 @@ URL = "https://scim.example/graph/notifications"
 
 @pytest.fixture
 def hooked(settings: Settings) -> Settings:
-    return Settings.model_validate(
+    return Settings.from_env(
         {
-            **settings.model_dump(by_alias=True),
+            **settings.as_env(),
             "GRAPH_CLIENT_STATE": STATE,
             "GRAPH_NOTIFICATION_URL": URL,
         }
@@ -168,9 +168,7 @@ def test_a_subscription_near_expiry_is_renewed(fake, hooked, store, options):
 def test_a_new_client_state_replaces_the_subscription(fake, hooked, store, options):
     fake.validate_notification_url = False
     sync(hooked, store, options)
-    rotated = Settings.model_validate(
-        {**hooked.model_dump(by_alias=True), "GRAPH_CLIENT_STATE": "rotated"}
-    )
+    rotated = Settings.from_env({**hooked.as_env(), "GRAPH_CLIENT_STATE": "rotated"})
     assert sync(rotated, store, options).subscription == "created"
     assert [s["clientState"] for s in fake.subscriptions.values()] == ["rotated"]
 
@@ -186,15 +184,13 @@ def test_subscription_trouble_does_not_stop_the_sync(fake, hooked, store, option
     """Graph refuses the subscription (its validation request failed): a warning; the delta
     sync runs all the same."""
     fake.validate_notification_url = True
-    unreachable = Settings.model_validate(
-        {**hooked.model_dump(by_alias=True), "GRAPH_NOTIFICATION_URL": "http://127.0.0.1:9/x"}
+    unreachable = Settings.from_env(
+        {**hooked.as_env(), "GRAPH_NOTIFICATION_URL": "http://127.0.0.1:9/x"}
     )
     fake.put_user(userPrincipalName="a@contoso.com", accountEnabled=True)
     report = sync(unreachable, store, options)
     assert report.outcome == "complete" and report.changes == 1
     assert any("subscription" in w for w in report.warnings)
-    missing_state = Settings.model_validate(
-        {**hooked.model_dump(by_alias=True), "GRAPH_CLIENT_STATE": ""}
-    )
+    missing_state = Settings.from_env({**hooked.as_env(), "GRAPH_CLIENT_STATE": ""})
     report = sync(missing_state, store, options)
     assert any("GRAPH_CLIENT_STATE" in w for w in report.warnings)

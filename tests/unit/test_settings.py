@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scim_core.settings import Settings
 
 
@@ -23,3 +25,33 @@ def test_unresolved_key_vault_reference_is_never_a_token() -> None:
     ref = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/scim-token/)"
     s = Settings.from_env({"SCIM_BEARER_TOKEN": ref, "SCIM_BEARER_TOKEN_SECONDARY": "b"})
     assert s.bearer_tokens() == ["b"]
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    """A Settings object that ends up in a log line or a traceback must not carry secrets."""
+    s = Settings.from_env(
+        {
+            "SCIM_BEARER_TOKEN": "tok-primary-123",
+            "SCIM_BEARER_TOKEN_SECONDARY": "tok-secondary-456",
+            "TABLES_CONNECTION_STRING": "AccountKey=key-789",
+            "GRAPH_CLIENT_SECRET": "graph-secret-000",
+            "GRAPH_CLIENT_STATE": "state-111",
+            "GRAPH_TENANT_ID": "tenant-visible",
+        }
+    )
+    text = repr(s)
+    assert "tenant-visible" in text
+    for secret in ("tok-primary", "tok-secondary", "key-789", "graph-secret", "state-111"):
+        assert secret not in text
+
+
+def test_as_env_round_trips_and_names_every_setting() -> None:
+    s = Settings.from_env({"SCIM_BEARER_TOKEN": "a", "GRAPH_JOIN": "userPrincipalName"})
+    assert Settings.from_env(s.as_env()) == s
+    assert set(s.as_env()) <= set(Settings.setting_names())
+    assert s.as_env()["SYNC_SCHEDULE"] == "0 */15 * * * *"  # defaults are settings too
+
+
+def test_non_string_value_is_refused() -> None:
+    with pytest.raises(TypeError, match="SCIM_BEARER_TOKEN"):
+        Settings.from_env({"SCIM_BEARER_TOKEN": 42})
