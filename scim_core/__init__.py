@@ -7,10 +7,19 @@ the package does not import Azure SDKs: ``scim_core.table`` loads them when a st
 
 from scim_core.errors import ScimError
 from scim_core.http import ScimRequest, ScimResponse
-from scim_core.memory import MemoryStore
 from scim_core.service import ScimService
 from scim_core.settings import Settings
 from scim_core.store import Member, MemberChange, Store, Stored
+
+
+def __getattr__(name: str) -> object:
+    # MemoryStore (tests, benchmarks) is not needed to serve: import it on first use only.
+    if name == "MemoryStore":
+        from scim_core.memory import MemoryStore
+
+        return MemoryStore
+    raise AttributeError(f"module 'scim_core' has no attribute {name!r}")
+
 
 __all__ = [
     "Member",

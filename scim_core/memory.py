@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
-from scim_core.store import NON_UNIQUE_INDEXES, UNIQUE_INDEXES, Member, MemberChange, Stored
+from scim_core.store import (
+    INLINE_MEMBERS,
+    NON_UNIQUE_INDEXES,
+    UNIQUE_INDEXES,
+    Member,
+    MemberChange,
+    Stored,
+)
 
 #: Largest document (compact UTF-8 JSON) either store accepts. Kept equal to
 #: ``scim_core.table.MAX_DOCUMENT_BYTES``: the 1 MiB Table entity limit minus room for keys and
@@ -74,11 +81,11 @@ class MemoryStore:
             self._add_index(rtype, id_, clean)
             for member in members:
                 self._add_member(id_, member)
-            return _stored(id_, row)
+            return self._stored(rtype, id_, row)
 
     def get(self, rtype: str, id: str) -> Stored:
         with self._lock:
-            return _stored(id, self._row(rtype, id))
+            return self._stored(rtype, id, self._row(rtype, id))
 
     def replace(
         self,
@@ -112,7 +119,7 @@ class MemoryStore:
                 self._add_member(id_, member)
             for member_id in remove:
                 self._remove_member(id_, member_id)
-            return _stored(id_, row)
+            return self._stored(rtype, id_, row)
 
     def delete(self, rtype: str, id: str, etag: str | None = None) -> None:
         with self._lock:
@@ -220,6 +227,9 @@ class MemoryStore:
                 if not ids:
                     del self._non_unique[rtype, index, value]
 
+    def _stored(self, rtype: str, id_: str, row: _Row) -> Stored:
+        return _stored(id_, row, self._members.get(id_, {}) if rtype == "Group" else None)
+
     def _add_member(self, group_id: str, member: Member) -> None:
         self._members.setdefault(group_id, {})[member.value] = member
         self._groups_of.setdefault(member.value, set()).add(group_id)
@@ -256,5 +266,10 @@ def _clean_keys(rtype: str, keys: Mapping[str, str | None]) -> dict[str, str]:
     return {index: value for index, value in keys.items() if value is not None}
 
 
-def _stored(id_: str, row: _Row) -> Stored:
-    return Stored(id=id_, doc=marshal.loads(row.frozen), etag=row.etag, keys=dict(row.keys))
+def _stored(id_: str, row: _Row, members: dict[str, Member] | None = None) -> Stored:
+    inline = None
+    if members is not None and len(members) <= INLINE_MEMBERS:
+        inline = sorted(members.values(), key=lambda m: m.value)  # as list_members
+    return Stored(
+        id=id_, doc=marshal.loads(row.frozen), etag=row.etag, keys=dict(row.keys), members=inline
+    )

@@ -124,6 +124,8 @@ def find(store: Store, rtype: ResourceType, f: Filter | None) -> Iterator[Stored
 def _term_holds(store: Store, rtype: ResourceType, stored: Stored, term: Filter) -> bool:
     mid = member_id(rtype, term)
     if mid is not None:
+        if stored.members is not None:  # read with the group: no membership read needed
+            return any(m.value == mid for m in stored.members)
         return store.has_member(stored.id, mid)
     return matches(term, _with_members(store, rtype, stored, term), rtype)
 
@@ -131,10 +133,8 @@ def _term_holds(store: Store, rtype: ResourceType, stored: Stored, term: Filter)
 def _with_members(store: Store, rtype: ResourceType, stored: Stored, f: Filter) -> dict[str, Any]:
     if rtype.name == "Group" and references_members(f):
         doc = dict(stored.doc)
-        doc["members"] = [
-            {"value": m.value, "type": m.type, "display": m.display}
-            for m in store.list_members(stored.id)
-        ]
+        members = stored.members if stored.members is not None else store.list_members(stored.id)
+        doc["members"] = [{"value": m.value, "type": m.type, "display": m.display} for m in members]
         return doc
     return stored.doc
 

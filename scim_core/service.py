@@ -40,9 +40,6 @@ from scim_core.store import Member, MemberChange, Store, Stored
 #: Largest request body accepted (announced as bulk ``maxPayloadSize``). A stored document is
 #: bounded by the 1 MiB Table entity limit anyway.
 MAX_BODY = 1_048_576
-#: Largest group whose members a PATCH response includes. One storage page holds at most 1,000
-#: rows, and telling "more than the limit" apart takes limit + 1 of them in that one request.
-PATCH_MEMBERS_LIMIT = 99
 #: Read-modify-write attempts of a PUT/PATCH without If-Match that keeps losing ETag races.
 WRITE_ATTEMPTS = 10
 _ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
@@ -312,19 +309,16 @@ class ScimService:
         new = self._retry_unconditional(req, write)
         headers = {"ETag": version_of(new.etag)}
         projection = Projection(rtype, query.attributes, query.excluded_attributes)
-        members: list[Member] | None = None
-        if rtype.name == "Group" and projection.wants_members():
+        if rtype.name == "Group" and new.members is None and not query.attributes:
             # RFC 7644 §3.5.2: 200 with the resource (strict probes require it; Entra accepts any
-            # 2xx). Listing a 100k-member group after every Entra member PATCH would make it
-            # O(group size), so the members come from one bounded read: a group with more than
-            # PATCH_MEMBERS_LIMIT members is returned without them (GET them when needed).
-            members = self.store.list_members(rid, limit=PATCH_MEMBERS_LIMIT)
-            if len(members) > PATCH_MEMBERS_LIMIT:
-                projection = Projection(
-                    rtype, query.attributes, [*query.excluded_attributes, "members"]
-                )
-                members = None
-        body = self.render(rtype, new, req.base_url, projection, members=members)
+            # 2xx). The store hands back the members of a small group with the write, at no
+            # extra request; listing a 100k-member group after every Entra member PATCH would
+            # make it O(group size), so a larger group is returned without them (GET them, or
+            # ask with ``attributes=members``).
+            projection = Projection(
+                rtype, query.attributes, [*query.excluded_attributes, "members"]
+            )
+        body = self.render(rtype, new, req.base_url, projection)
         return json_response(200, body, headers)
 
     @staticmethod
@@ -386,6 +380,8 @@ class ScimService:
                 "manager": {**manager, "$ref": f"{base_url}/Users/{manager['value']}"},
             }
         if rtype.name == "Group" and projection.wants_members():
+            if members is None:
+                members = stored.members
             if members is None:
                 members = self.store.list_members(stored.id)
             out["members"] = [self._member(m, base_url) for m in members]

@@ -35,6 +35,9 @@ NON_UNIQUE_INDEXES: Mapping[str, tuple[str, ...]] = {
     "User": ("externalId",),
     "Group": ("externalId",),
 }
+#: A group of at most this many members may be read with its members in one request
+#: (:attr:`Stored.members`).
+INLINE_MEMBERS = 99
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,18 @@ class Member:
 
 @dataclass
 class Stored:
-    """A resource as read from the store."""
+    """A resource as read from the store.
+
+    ``members``: for a group, its members when the store read or wrote them together with the
+    document, at no extra request (a group of at most :data:`INLINE_MEMBERS` members; in the
+    order of :meth:`Store.list_members`). ``None`` says nothing about the members: read them
+    with ``list_members``."""
 
     id: str
     doc: dict[str, Any]
     etag: str
     keys: dict[str, str] = field(default_factory=dict)
+    members: list[Member] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The Azure Table Storage :class:`~scim_core.store.Store` (Azurite locally).
 
-The only module of scim_core that imports ``azure.*``; every Azure error is translated here.
+With scim_core.transport, the only module of scim_core that imports ``azure.*``; every Azure
+error is translated here.
 
 Layout (DESIGN.md "Storage design"): one partition per resource type, so that one entity-group
 transaction (EGT) writes a resource together with its index and membership rows, atomically.
@@ -12,6 +13,12 @@ transaction (EGT) writes a resource together with its index and membership rows,
                                m|<groupId>|<memberId>      membership (type, display)
                                r|<memberId>|<groupId>      its reverse, for groups_of and deletes
     table state,  PK "state":  <name>                      a JSON value (sync checkpoints)
+
+A group's document entity also says what is known of its members (Stored.members): ``mi``, the
+members as a JSON list while there are at most INLINE_MEMBERS of them, written in the same EGT
+as their membership rows; ``ml`` true when there are more; neither (or ``mi`` = ``~``) when not
+known. Deleting a member marks its groups "not known" in the EGT that deletes its membership
+rows, without reading them; the next member change of such a group reads its members once.
 
 Every ``<...>`` goes through :func:`encode_key`: keys may not contain ``/ \\ # ?`` or control
 characters, and Entra guest UPNs contain ``#EXT#``. Documents share the ``id|`` prefix, so
@@ -67,7 +74,14 @@ from scim_core.errors import (
     ScimError,
     ServiceUnavailable,
 )
-from scim_core.store import NON_UNIQUE_INDEXES, UNIQUE_INDEXES, Member, MemberChange, Stored
+from scim_core.store import (
+    INLINE_MEMBERS,
+    NON_UNIQUE_INDEXES,
+    UNIQUE_INDEXES,
+    Member,
+    MemberChange,
+    Stored,
+)
 from scim_core.transport import HttpClientTransport, proxied
 
 # The SDK's private helpers are untyped; these are their types as _transact uses them.
@@ -86,6 +100,9 @@ MAX_BATCH_BYTES = 3 * 1024 * 1024  # the EGT payload limit is 4 MiB; binary trav
 MAX_PAGE_ROWS = 1000  # a query returns at most 1,000 entities per response
 MAX_KEY_CHARS = 700  # a RowKey is <= 1 KiB; longer values are keyed by their digest
 DEFAULT_RETRY_AFTER = 5
+INLINE_BYTES = 24_000  # the largest inline member list kept on a group's document entity
+_LARGE = "large"  # inline state of a group known to have more than INLINE_MEMBERS members
+_UNKNOWN_MARK = b"~"  # ``mi`` of a group whose inline list was invalidated
 _TABLES = {"User": "users", "Group": "groups"}
 _PARTITIONS = {"users": "User", "groups": "Group"}
 _IF_MATCH = MatchConditions.IfNotModified
@@ -94,7 +111,10 @@ _NO_CHANGE = MemberChange()
 Doc = dict[str, Any]
 Keys = Mapping[str, str | None]
 Op = tuple[str, dict[str, Any], dict[str, Any]]  # (verb, entity, options) for submit_transaction
-Pair = tuple[Op, Op]  # a membership's forward and reverse row: always in the same EGT
+Pair = tuple[Op, ...]  # ops that go in the same EGT: a membership's forward and reverse row
+# What the store knows of a group's members with its document: the list (at most
+# INLINE_MEMBERS), _LARGE, or None (not known: read the membership rows).
+Inline = list[Member] | str | None
 Results = list[Mapping[str, Any]]
 
 
@@ -167,7 +187,9 @@ class TableStore:
         self._tables = {"users": users, "groups": groups, "state": state}
         # Index keys of versions this process has read or written, by etag. A version's keys never
         # change, so replace/delete of a version just read need not read it again.
-        self._known: OrderedDict[tuple[str, str, str], dict[str, str]] = OrderedDict()
+        self._known: OrderedDict[tuple[str, str, str], tuple[dict[str, str], Inline]] = (
+            OrderedDict()
+        )
         self._known_lock = threading.Lock()
 
     @classmethod
@@ -204,9 +226,17 @@ class TableStore:
         return self.counter.count
 
     def create_tables(self) -> None:
+        """Creates whichever of the three tables is missing. One query finds those that exist,
+        so a process starting over existing tables (every start but the first) sends one
+        request rather than three creates answered 409."""
+        names = " or ".join(f"TableName eq @t{n}" for n in range(len(self.table_names)))
+        params = {f"t{n}": name for n, name in enumerate(self.table_names)}
+        with _translated("tables"):
+            existing = {t.name for t in self.service.query_tables(names, parameters=params)}
         for name in self.table_names:
-            with _translated(f"table {name}"):
-                self.service.create_table_if_not_exists(name)
+            if name not in existing:
+                with _translated(f"table {name}"):
+                    self.service.create_table_if_not_exists(name)
 
     def close(self) -> None:
         self.service.close()
@@ -217,15 +247,17 @@ class TableStore:
         if members and rtype != "Group":
             raise ValueError("only groups have members")
         entity, data = _doc_entity(rtype, id_, doc, clean)
-        base: list[Op] = [("create", entity, {}), *_index_ops(rtype, id_, {}, clean)]
-        pairs = [_pair("upsert", id_, m) for m in {m.value: m for m in members}.values()]
-        results = self._write(_TABLES[rtype], base, pairs, f"{rtype} {id_}", conflict=rtype)
-        return self._remember(rtype, Stored(id_, json.loads(data), results[0]["etag"], clean))
+        index = _index_ops(rtype, id_, {}, clean)
+        unique = {m.value: m for m in members}
+        pairs = [_pair("upsert", id_, m) for m in unique.values()]
+        after = list(unique.values()) if rtype == "Group" else None
+        base: list[Op] = [("create", entity, {}), *index]
+        return self._write_resource(rtype, id_, data, clean, base, pairs, after)
 
     def get(self, rtype: str, id: str) -> Stored:
         with _translated(f"{rtype} {id}"):
             entity = self._table(rtype).get_entity(rtype, _doc_rk(id))
-        return self._remember(rtype, _stored(entity))
+        return self._remember(rtype, _stored(entity), _inline_of(entity))
 
     def replace(
         self, rtype: str, doc: Doc, keys: Keys, etag: str, members: MemberChange = _NO_CHANGE
@@ -234,17 +266,57 @@ class TableStore:
         if not members.empty and rtype != "Group":
             raise ValueError("only groups have members")
         entity, data = _doc_entity(rtype, id_, doc, clean)
-        old_keys, _ = self._keys_at(rtype, id_, etag)
+        old_keys, _, inline = self._keys_at(rtype, id_, etag)
+        pairs: list[Pair] = []
+        after: Inline = inline
+        if not members.empty:
+            if inline is None and members.replace_all is None:
+                inline = self._learn_members(id_)  # not known: one bounded read, then kept
+            pairs, known = self._member_pairs(id_, members, inline)
+            after = _LARGE if known is None else known
         options = {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": _IF_MATCH}
         base = [("update", entity, options), *_index_ops(rtype, id_, old_keys, clean)]
-        pairs = [] if members.empty else self._member_pairs(id_, members)
-        results = self._write(_TABLES[rtype], base, pairs, f"{rtype} {id_}", conflict=rtype)
-        return self._remember(rtype, Stored(id_, json.loads(data), results[0]["etag"], clean))
+        return self._write_resource(rtype, id_, data, clean, base, pairs, after)
+
+    def _write_resource(
+        self,
+        rtype: str,
+        id_: str,
+        data: bytes,
+        keys: dict[str, str],
+        base: list[Op],
+        pairs: list[Pair],
+        after: Inline,
+    ) -> Stored:
+        """Writes a resource (``base[0]`` is its document) with its index rows and membership
+        pairs, keeping ``after`` (the group's members afterwards, if known) inline. A change that
+        needs several EGTs writes the document first with its members "not known", and the list
+        in the last EGT, conditional on that first write: if a later EGT never lands, or the
+        group changed in between, the members stay "not known" rather than wrong."""
+        if isinstance(after, list):
+            after = _LARGE if len(after) > INLINE_MEMBERS else sorted(after, key=_member_order)
+        document = base[0][1]
+        single = len(base) + sum(len(p) for p in pairs) <= MAX_BATCH_OPS
+        finish: dict[str, Any] | None = None
+        if isinstance(after, list) and not single:
+            with_list, kept = _with_inline(document, after)
+            if kept is not None:
+                finish = {k: with_list[k] for k in ("PartitionKey", "RowKey", "mi")}
+            after = None
+        entity, kept_inline = _with_inline(document, after)
+        base[0] = (base[0][0], entity, base[0][2])
+        what = f"{rtype} {id_}"
+        first, finished = self._write(_TABLES[rtype], base, pairs, what, rtype, finish)
+        stored = Stored(id_, json.loads(data), finished or first[0]["etag"], keys)
+        if finished:
+            assert finish is not None
+            kept_inline = _inline_of(finish)
+        return self._remember(rtype, stored, kept_inline)
 
     def delete(self, rtype: str, id: str, etag: str | None = None) -> None:
         what = f"{rtype} {id}"
         while True:
-            keys, current = self._keys_at(rtype, id, etag)
+            keys, current, _ = self._keys_at(rtype, id, etag)
             row = {"PartitionKey": rtype, "RowKey": _doc_rk(id)}
             doc: Op = ("delete", row, {"etag": current, "match_condition": _IF_MATCH})
             try:
@@ -257,14 +329,20 @@ class TableStore:
                     raise
         # After the document, so a failed etag check never costs memberships. The price: a crash
         # right here leaves membership rows naming a resource that no longer exists.
-        links = [(id, m.value) for m in self.list_members(id)] if rtype == "Group" else []
-        links += [(group_id, id) for group_id in self.groups_of(id)]
+        own = [(id, m.value) for m in self.list_members(id)] if rtype == "Group" else []
         # dict.fromkeys: a group that is its own member shows up in both lists, and an EGT may
         # not touch one row twice.
-        pairs = [
-            _pair("delete", group_id, member_id) for group_id, member_id in dict.fromkeys(links)
-        ]
-        self._write("groups", [], pairs, f"memberships of {what}")
+        links = dict.fromkeys([*own, *((group_id, id) for group_id in self.groups_of(id))])
+        units: list[Pair] = []
+        for group_id, member_id in links:
+            unit = _pair("delete", group_id, member_id)
+            if member_id == id and group_id != id:
+                # The group loses a member without a write of its own: whatever it kept inline
+                # is stale. Marked "not known" in the same EGT, without reading the group (its
+                # next member change reads its members once); this also changes its ETag.
+                unit = (_forget_inline(group_id), *unit)
+            units.append(unit)
+        self._write("groups", [], units, f"memberships of {what}")
 
     def lookup(self, rtype: str, index: str, value: str) -> list[str]:
         table, what = self._table(rtype), f"{rtype} {index}"
@@ -360,42 +438,68 @@ class TableStore:
             raise ValueError(f"unknown resource type {rtype!r}")
         return self._tables[_TABLES[rtype]]
 
-    def _remember(self, rtype: str, stored: Stored) -> Stored:
+    def _remember(self, rtype: str, stored: Stored, inline: Inline = None) -> Stored:
+        """Keeps the version's index keys and inline members (a version's never change), and
+        hands the inline members to the caller as ``Stored.members``."""
+        if isinstance(inline, list):
+            stored.members = list(inline)
         with self._known_lock:
-            self._known[rtype, stored.id, stored.etag] = dict(stored.keys)
+            self._known[rtype, stored.id, stored.etag] = (dict(stored.keys), inline)
             while len(self._known) > 10_000:
                 self._known.popitem(last=False)
         return stored
 
-    def _keys_at(self, rtype: str, id_: str, etag: str | None) -> tuple[dict[str, str], str]:
-        """The index keys of the resource at ``etag`` (None: the current version) and its etag."""
+    def _keys_at(
+        self, rtype: str, id_: str, etag: str | None
+    ) -> tuple[dict[str, str], str, Inline]:
+        """The index keys and inline members of the resource at ``etag`` (None: the current
+        version), and its etag."""
         if etag is not None:
             with self._known_lock:
                 known = self._known.get((rtype, id_, etag))
             if known is not None:
-                return known, etag
+                return known[0], etag, known[1]
+        select = ["keys", "mi", "ml"] if rtype == "Group" else ["keys"]
         with _translated(f"{rtype} {id_}"):
-            entity = self._table(rtype).get_entity(rtype, _doc_rk(id_), select=["keys"])
+            entity = self._table(rtype).get_entity(rtype, _doc_rk(id_), select=select)
         current = str(entity.metadata["etag"])
         if etag is not None and etag != current:  # fail before writing anything
             raise PreconditionFailed(f"{rtype} {id_} was modified since it was read")
         keys: dict[str, str] = json.loads(entity["keys"])
-        return keys, current
+        return keys, current, _inline_of(entity)
 
-    def _member_pairs(self, group_id: str, change: MemberChange) -> list[Pair]:
+    def _learn_members(self, group_id: str) -> Inline:
+        page = self.list_members(group_id, limit=INLINE_MEMBERS)
+        return page if len(page) <= INLINE_MEMBERS else _LARGE
+
+    def _member_pairs(
+        self, group_id: str, change: MemberChange, inline: Inline
+    ) -> tuple[list[Pair], list[Member] | None]:
+        """The membership rows to write, and the members afterwards when they are known."""
+        after: dict[str, Member] | None = None
         if change.replace_all is not None:
-            # O(group size) by nature: the caller asked to replace the whole list.
+            # O(group size) by nature unless the members are kept inline: the caller asked to
+            # replace the whole list.
             target = {m.value: m for m in change.replace_all}
-            current = {m.value: m for m in self.list_members(group_id)}
+            known = inline if isinstance(inline, list) else self.list_members(group_id)
+            current = {m.value: m for m in known}
             add = [m for m in target.values() if current.get(m.value) != m]
             remove = [member_id for member_id in current if member_id not in target]
+            after = target
         else:
             # An id both added and removed ends up removed (MemoryStore applies adds first).
             remove = list(dict.fromkeys(change.remove))
             add = [m for m in {m.value: m for m in change.add}.values() if m.value not in remove]
-        return [_pair("upsert", group_id, m) for m in add] + [
-            _pair("delete", group_id, m) for m in remove
-        ]
+            if isinstance(inline, list):
+                # Known members: write only what changes (Entra re-sends members it added).
+                current = {m.value: m for m in inline}
+                remove = [member_id for member_id in remove if member_id in current]
+                add = [m for m in add if current.get(m.value) != m]
+                after = {k: m for k, m in current.items() if k not in remove}
+                after.update((m.value, m) for m in add)
+        pairs = [_pair("upsert", group_id, m) for m in add]
+        pairs += [_pair("delete", group_id, m) for m in remove]
+        return pairs, None if after is None else list(after.values())
 
     def _write(
         self,
@@ -404,23 +508,46 @@ class TableStore:
         pairs: Sequence[Pair],
         what: str,
         conflict: str | None = None,
-    ) -> Results:
-        """``base`` and as many membership pairs as fit in the first EGT, the rest in further EGTs
-        of 50 pairs each, so k member changes cost about k/49 EGTs whatever the group's size.
-        Returns the first EGT's per-operation results."""
-        room, step = (MAX_BATCH_OPS - len(base)) // 2, MAX_BATCH_OPS // 2
-        chunks = [pairs[:room]] + [pairs[i : i + step] for i in range(room, len(pairs), step)]
-        results = [
-            self._submit(
-                table, (base if n == 0 else []) + [op for p in chunk for op in p], what, conflict
-            )
-            for n, chunk in enumerate(chunks)
-        ]
-        return results[0]
+        finish: dict[str, Any] | None = None,
+    ) -> tuple[Results, str | None]:
+        """``base`` and as many units (a membership's two rows, ...) as fit in the first EGT, the
+        rest packed in further EGTs of up to 100 operations, so k member changes cost about k/49
+        EGTs whatever the group's size. ``finish``: properties merged into ``base[0]``'s entity
+        in the last EGT, only if it is still the version the first EGT wrote. Returns the first
+        EGT's per-operation results, and the entity's etag after ``finish`` if it landed."""
+        chunks: list[list[Op]] = [list(base)]
+        for unit in pairs:
+            if len(chunks[-1]) + len(unit) > MAX_BATCH_OPS:
+                chunks.append([])
+            chunks[-1].extend(unit)
+        first = self._submit(table, chunks[0], what, conflict)
+        if len(chunks) == 1:
+            return first, None
+        for chunk in chunks[1:-1]:
+            self._submit(table, chunk, what)
+        last = chunks[-1]
+        if finish is None or not first:
+            self._submit(table, last, what)
+            return first, None
+        options = {"mode": UpdateMode.MERGE, "etag": first[0]["etag"], "match_condition": _IF_MATCH}
+        merge: Op = ("update", finish, options)
+        if len(last) < MAX_BATCH_OPS:
+            try:
+                return first, str(self._submit(table, [*last, merge], what)[-1]["etag"])
+            except PreconditionFailed:
+                pass  # changed meanwhile (by another writer): send the rows without the list
+            self._submit(table, last, what)
+            return first, None
+        self._submit(table, last, what)
+        try:
+            return first, str(self._submit(table, [merge], what)[-1]["etag"])
+        except PreconditionFailed:
+            return first, None
 
     def _submit(self, table: str, ops: list[Op], what: str, conflict: str | None = None) -> Results:
-        """One EGT. Deleting a membership row that is already gone must not fail the rest, so on a
-        404 the missing membership rows are dropped (one point read each) and the EGT is resent."""
+        """One EGT. Deleting a membership row that is already gone (or marking a group that is
+        gone) must not fail the rest, so on a 404 those rows are dropped (one point read each)
+        and the EGT is resent."""
         while ops:
             try:
                 with _translated(what, ops, conflict):
@@ -429,7 +556,7 @@ class TableStore:
                 gone = {
                     i
                     for i, op in enumerate(ops)
-                    if _is_membership_delete(op) and not self._exists(table, op[1]["RowKey"])
+                    if _may_be_gone(op) and not self._exists(table, op[1]["RowKey"])
                 }
                 if not gone:
                     raise
@@ -589,6 +716,8 @@ def _load_batches(rtype: str, items: Iterable[tuple[Doc, Keys]]) -> Iterator[tup
     for doc, keys in items:
         id_, clean = str(doc["id"]), _clean_keys(rtype, keys)
         entity, data = _doc_entity(rtype, id_, doc, clean)
+        if rtype == "Group":
+            entity, _ = _with_inline(entity, [])  # loaded without members
         ops: list[Op] = [("create", entity, {}), *_index_ops(rtype, id_, {}, clean)]
         wire = len(data) * 4 // 3 + 1024  # binary travels base64-encoded; plus the index rows
         if len(batch) + len(ops) > MAX_BATCH_OPS or size + wire > MAX_BATCH_BYTES:
@@ -628,9 +757,49 @@ def _pair(verb: str, group_id: str, member: Member | str) -> Pair:
     return (verb, forward, options), (verb, reverse, options)
 
 
-def _is_membership_delete(op: Op) -> bool:
-    """Whether ``op`` deletes a membership row (the only rows that may already be gone)."""
-    return op[0] == "delete" and op[1]["RowKey"][:2] in ("m|", "r|")
+def _may_be_gone(op: Op) -> bool:
+    """Whether ``op`` is one whose row may already be gone: a membership row's delete, or the
+    mark of a group's inline members as not known (the group may have been deleted)."""
+    if op[0] == "delete":
+        return bool(op[1]["RowKey"][:2] in ("m|", "r|"))
+    return op[0] == "update" and op[1].get("mi") == _UNKNOWN_MARK
+
+
+def _forget_inline(group_id: str) -> Op:
+    """Marks a group's inline members as not known (a merge of one property; the group must
+    exist, any version)."""
+    entity = {"PartitionKey": "Group", "RowKey": _doc_rk(group_id), "mi": _UNKNOWN_MARK}
+    return ("update", entity, {"mode": UpdateMode.MERGE})
+
+
+def _member_order(member: Member) -> str:
+    return encode_key(member.value)  # list_members' order: by membership RowKey
+
+
+def _with_inline(entity: dict[str, Any], inline: Inline) -> tuple[dict[str, Any], Inline]:
+    """The document entity with its inline-member properties, and what was kept: a list that
+    would not fit (INLINE_BYTES, or the entity's 1 MiB) is not kept."""
+    if inline is None:
+        return entity, None
+    if inline == _LARGE:
+        return {**entity, "ml": True}, _LARGE
+    assert isinstance(inline, list)
+    data = json.dumps(
+        [[m.value, m.type, m.display] for m in inline], separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8", "surrogatepass")
+    with_list = {**entity, "mi": data}
+    if len(data) > INLINE_BYTES or _entity_size(with_list) > MAX_ENTITY_BYTES:
+        return entity, None
+    return with_list, inline
+
+
+def _inline_of(entity: Mapping[str, Any]) -> Inline:
+    if entity.get("ml"):
+        return _LARGE
+    raw = entity.get("mi")
+    if not raw or bytes(raw) == _UNKNOWN_MARK:
+        return None
+    return [Member(value, kind, display) for value, kind, display in json.loads(bytes(raw))]
 
 
 def _doc_rk(id_: str) -> str:
@@ -667,11 +836,7 @@ def _doc_entity(
     props, data = _pack(doc)
     keys_json = json.dumps(keys)
     entity = {"PartitionKey": rtype, "RowKey": _doc_rk(id_), "id": id_, "keys": keys_json, **props}
-    # The entity's size as the service counts it: 8 bytes and the UTF-16 name per property.
-    size = 4 + sum(
-        8 + 2 * len(name) + 4 + len(v) * (1 if isinstance(v, bytes) else 2)
-        for name, v in entity.items()
-    )
+    size = _entity_size(entity)
     if size > MAX_ENTITY_BYTES or len(keys_json) > MAX_STRING_CHARS:
         raise PayloadTooLarge(
             f"the resource needs {size} bytes of storage; at most {MAX_ENTITY_BYTES} fit"
@@ -679,9 +844,29 @@ def _doc_entity(
     return entity, data
 
 
+def _entity_size(entity: Mapping[str, Any]) -> int:
+    """The entity's size as the service counts it: 8 bytes and the UTF-16 name per property."""
+    return 4 + sum(8 + 2 * len(name) + 4 + _value_size(v) for name, v in entity.items())
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return 2 * len(value)
+    return 8  # bool, numbers
+
+
 def _stored(entity: TableEntity) -> Stored:
     keys: dict[str, str] = json.loads(entity["keys"])
-    return Stored(entity["id"], json.loads(_unpack(entity)), str(entity.metadata["etag"]), keys)
+    inline = _inline_of(entity)
+    return Stored(
+        entity["id"],
+        json.loads(_unpack(entity)),
+        str(entity.metadata["etag"]),
+        keys,
+        members=inline if isinstance(inline, list) else None,
+    )
 
 
 def _clean_keys(rtype: str, keys: Keys) -> dict[str, str]:

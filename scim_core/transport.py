@@ -29,7 +29,6 @@ import select
 import socket
 import ssl
 import threading
-import urllib.request
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
@@ -66,6 +65,10 @@ class _Response(RestHttpClientTransportResponse):
 def proxied(url: str) -> bool:
     """Whether the environment (``HTTPS_PROXY`` and friends, ``NO_PROXY``) routes ``url`` through
     a proxy, which this transport does not support."""
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return False  # the common case, without importing urllib.request (~3 ms cold)
+    import urllib.request
+
     parts = urlsplit(url)
     proxies = urllib.request.getproxies()
     if parts.scheme not in proxies:

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 import function_app
+from scim_core.store import INLINE_MEMBERS
 from scim_core.table import TableStore
 from tests.e2e.test_entra_conversation import GROUP, PATCH, entra_user
 from tests.scimclient import Client, unique
@@ -54,8 +55,9 @@ def test_user_operations_are_point_reads(scim: Client, store: TableStore) -> Non
 def test_adding_a_member_costs_the_same_at_any_group_size(
     scim: Client, store: TableStore, size: int
 ) -> None:
-    """The group's size never enters the cost: get + one transaction + one bounded read of
-    the member page for the 200 response."""
+    """The group's size never enters the cost: get + one transaction (bench target:
+    ceil(k/49) + 1). A small group's 200 response carries its members, handed back by the store
+    with the write; a large one's leaves them out rather than read them."""
     gid = scim.post("/Groups", {"schemas": [GROUP], "displayName": unique("big")}).json()["id"]
     members = [{"value": f"00000000-0000-4000-8000-{i:012d}"} for i in range(size)]
     for start in range(0, size, 100):
@@ -70,14 +72,38 @@ def test_adding_a_member_costs_the_same_at_any_group_size(
         "Operations": [{"op": "Add", "path": "members", "value": [{"value": uid}]}],
     }
     n, resp = cost(store, lambda: scim.patch(f"/Groups/{gid}", add))
-    assert resp.status_code == 200 and n == 3
+    assert resp.status_code == 200 and n == 2
+    if size < INLINE_MEMBERS:
+        assert {m["value"] for m in resp.json()["members"]} == {
+            *(m["value"] for m in members),
+            uid,
+        }
+    else:
+        assert "members" not in resp.json()
     check = f'id eq "{gid}" and members eq "{uid}"'
     n, resp = cost(store, lambda: scim.get("/Groups", params={"filter": check, "attributes": "id"}))
-    assert resp.json()["totalResults"] == 1 and n == 2
+    # A small group's members come with its document; a large one's takes a point read.
+    assert resp.json()["totalResults"] == 1 and n == (1 if size < INLINE_MEMBERS else 2)
     n, resp = cost(
         store, lambda: scim.get(f"/Groups/{gid}", params={"excludedAttributes": "members"})
     )
     assert resp.status_code == 200 and "members" not in resp.json() and n == 1
+    n, resp = cost(store, lambda: scim.get(f"/Groups/{gid}"))
+    assert len(resp.json()["members"]) == size + 1
+    assert n == (1 if size < INLINE_MEMBERS else 2)  # a small group's members come inline
+
+
+@pytest.mark.parametrize("k", [1, 49, 50, 98, 120])
+def test_adding_k_members_costs_ceil_k_over_49_plus_one(
+    scim: Client, store: TableStore, k: int
+) -> None:
+    gid = scim.post("/Groups", {"schemas": [GROUP], "displayName": unique("k")}).json()["id"]
+    members = [{"value": f"00000000-0000-4000-8000-{i:012d}"} for i in range(k)]
+    add = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": members}]}
+    n, resp = cost(store, lambda: scim.patch(f"/Groups/{gid}", add))
+    assert resp.status_code == 200 and n == -(-k // 49) + 1
+    got = scim.get(f"/Groups/{gid}").json()
+    assert {m["value"] for m in got["members"]} == {m["value"] for m in members}
 
 
 def test_concurrent_creates_of_one_user_name(scim: Client) -> None:

@@ -1,6 +1,6 @@
-"""``list_members(group, limit=PATCH_MEMBERS_LIMIT)`` answers from one storage request with
-limit + 1 members when the group has more than the limit, so a group PATCH response can tell
-a large group apart without reading it all (service.PATCH_MEMBERS_LIMIT). One Table Storage
+"""``list_members(group, limit=INLINE_MEMBERS)`` answers from one storage request with
+limit + 1 members when the group has more than the limit, so the store can learn whether a
+group's members fit inline without reading them all (store.INLINE_MEMBERS). One Table Storage
 page holds 1,000 rows: a larger ``limit`` cannot keep that promise and is refused rather than
 silently answered with 1,000."""
 
@@ -10,8 +10,7 @@ import uuid
 
 import pytest
 
-from scim_core.service import PATCH_MEMBERS_LIMIT
-from scim_core.store import Member, MemberChange, Store
+from scim_core.store import INLINE_MEMBERS, Member, MemberChange, Store
 from scim_core.table import TableStore
 
 
@@ -28,15 +27,15 @@ def big_group(store: Store, size: int) -> str:
 )
 def test_page_tells_more_than_the_limit_apart(store: Store, size: int, expected: int) -> None:
     gid = big_group(store, size)
-    page = store.list_members(gid, limit=PATCH_MEMBERS_LIMIT)
+    page = store.list_members(gid, limit=INLINE_MEMBERS)
     assert len(page) == expected
-    assert (len(page) > PATCH_MEMBERS_LIMIT) == (size > PATCH_MEMBERS_LIMIT)
+    assert (len(page) > INLINE_MEMBERS) == (size > INLINE_MEMBERS)
 
 
 def test_table_page_read_is_one_request(table_store: TableStore) -> None:
     gid = big_group(table_store, 1500)
     before = table_store.request_count
-    table_store.list_members(gid, limit=PATCH_MEMBERS_LIMIT)
+    table_store.list_members(gid, limit=INLINE_MEMBERS)
     assert table_store.request_count - before == 1
 
 

@@ -56,6 +56,11 @@ def setup() -> tuple[ScimService, CountingStore, dict[str, str]]:
         service, "POST", "/Groups", {"displayName": "Sales", "members": [{"value": ids["u0"]}]}
     )
     ids["g"] = group["id"]
+    many = [{"value": ids["u0"]}] + [
+        {"value": f"00000000-0000-4000-8000-{i:012d}"} for i in range(120)
+    ]
+    _, big = call(service, "POST", "/Groups", {"displayName": "Big", "members": many})
+    ids["big"] = big["id"]
     store.calls.clear()
     return service, store, ids
 
@@ -73,15 +78,17 @@ def setup() -> tuple[ScimService, CountingStore, dict[str, str]]:
             {"excludedAttributes": "members"},
             {"lookup": 1, "get": 1},
         ),
-        (
-            "/Groups",
-            'id eq "{g}" and members eq "{u0}"',
-            {"attributes": "id"},
-            {"get": 1, "has_member": 1},
-        ),
+        # A small group's members come with its document (Stored.members).
+        ("/Groups", 'id eq "{g}" and members eq "{u0}"', {"attributes": "id"}, {"get": 1}),
         (
             "/Groups",
             'id eq "{g}" and members[value eq "{u0}"]',
+            {"excludedAttributes": "members"},
+            {"get": 1},
+        ),
+        (
+            "/Groups",
+            'id eq "{big}" and members eq "{u0}"',
             {"excludedAttributes": "members"},
             {"get": 1, "has_member": 1},
         ),
@@ -94,6 +101,7 @@ def setup() -> tuple[ScimService, CountingStore, dict[str, str]]:
         "displayName",
         "members-eq",
         "members-valuepath",
+        "members-eq-large-group",
     ],
 )
 def test_entra_queries_are_point_reads(
