@@ -118,6 +118,10 @@ Inline = list[Member] | str | None
 Results = list[Mapping[str, Any]]
 
 
+class TableMissing(NotFound):
+    """A table of the store does not exist (yet): reads find nothing, writes create it."""
+
+
 class RequestCounter:
     """Counts HTTP requests sent to storage (tests and benchmarks assert on storage cost).
 
@@ -176,10 +180,15 @@ class TableStore:
         *,
         table_prefix: str = "",
         counter: RequestCounter | None = None,
+        tables_on_demand: bool = False,
     ) -> None:
         """``counter`` counts only if ``service`` was built with ``raw_request_hook=counter``, as
-        :meth:`from_connection_string` and :meth:`from_endpoint` do."""
+        :meth:`from_connection_string` and :meth:`from_endpoint` do. ``tables_on_demand``: the
+        first write that finds a table missing creates the tables (Azurite, where nothing else
+        does; in Azure, Bicep creates them), so that no request is spent on them at start."""
         self.service = service
+        self.tables_on_demand = tables_on_demand
+        self._tables_lock = threading.Lock()
         self.counter = counter or RequestCounter()
         self.table_prefix = table_prefix
         self.table_names = [table_prefix + name for name in ("users", "groups", "state")]
@@ -194,14 +203,21 @@ class TableStore:
 
     @classmethod
     def from_connection_string(
-        cls, conn_str: str, *, table_prefix: str = "", **kwargs: Any
+        cls,
+        conn_str: str,
+        *,
+        table_prefix: str = "",
+        tables_on_demand: bool = False,
+        **kwargs: Any,
     ) -> TableStore:
         counter = RequestCounter()
         kwargs.setdefault("transport", _transport(_connection_endpoint(conn_str)))
         service = TableServiceClient.from_connection_string(
             conn_str, raw_request_hook=counter, **kwargs
         )
-        return cls(service, table_prefix=table_prefix, counter=counter)
+        return cls(
+            service, table_prefix=table_prefix, counter=counter, tables_on_demand=tables_on_demand
+        )
 
     @classmethod
     def from_endpoint(
@@ -237,6 +253,15 @@ class TableStore:
             if name not in existing:
                 with _translated(f"table {name}"):
                     self.service.create_table_if_not_exists(name)
+
+    def _create_missing_tables(self) -> bool:
+        """For ``tables_on_demand``: creates whichever table is missing and says whether the
+        failed write should be tried again (callers try again once)."""
+        if not self.tables_on_demand:
+            return False
+        with self._tables_lock:  # concurrent first writes: one creates, the others find them
+            self.create_tables()
+        return True
 
     def close(self) -> None:
         self.service.close()
@@ -423,14 +448,20 @@ class TableStore:
             **_pack(value)[0],
         }
         state = self._tables["state"]
-        with _translated(f"state {name!r}"):
-            if etag is None:
-                meta = state.create_entity(entity)
-            else:
-                meta = state.update_entity(
-                    entity, UpdateMode.REPLACE, etag=etag, match_condition=_IF_MATCH
-                )
-        return str(meta["etag"])
+        for attempt in (1, 2):
+            try:
+                with _translated(f"state {name!r}"):
+                    if etag is None:
+                        meta = state.create_entity(entity)
+                    else:
+                        meta = state.update_entity(
+                            entity, UpdateMode.REPLACE, etag=etag, match_condition=_IF_MATCH
+                        )
+                return str(meta["etag"])
+            except TableMissing:
+                if attempt == 2 or not self._create_missing_tables():
+                    raise
+        raise AssertionError("unreachable")
 
     # --- internals ----------------------------------------------------------------------------
     def _table(self, rtype: str) -> TableClient:
@@ -548,10 +579,15 @@ class TableStore:
         """One EGT. Deleting a membership row that is already gone (or marking a group that is
         gone) must not fail the rest, so on a 404 those rows are dropped (one point read each)
         and the EGT is resent."""
+        created = False
         while ops:
             try:
                 with _translated(what, ops, conflict):
                     return _transact(self._tables[table], ops)
+            except TableMissing:
+                if created or not self._create_missing_tables():
+                    raise
+                created = True
             except NotFound:
                 gone = {
                     i
@@ -690,7 +726,12 @@ def _range(
     """Rows whose RowKey starts with ``prefix`` (ending in ``|``; ``}`` sorts right after it)."""
     query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
     params = {"pk": pk, "lo": prefix, "hi": prefix[:-1] + "}"}
-    return iter(table.query_entities(query, parameters=params, select=select))
+    try:
+        yield from table.query_entities(query, parameters=params, select=select)
+    except HttpResponseError as exc:
+        if exc.status_code == 404 and _error_code(exc) == "TableNotFound":
+            return  # no table: no rows (a store whose tables are created on demand)
+        raise
 
 
 def _first_page(
@@ -706,7 +747,12 @@ def _first_page(
     pages = table.query_entities(
         query, parameters=params, results_per_page=size, select=select
     ).by_page()
-    return list(next(pages, []))[:size]
+    try:
+        return list(next(pages, []))[:size]
+    except HttpResponseError as exc:
+        if exc.status_code == 404 and _error_code(exc) == "TableNotFound":
+            return []  # no table: no rows
+        raise
 
 
 def _load_batches(rtype: str, items: Iterable[tuple[Doc, Keys]]) -> Iterator[tuple[list[Op], int]]:
@@ -897,10 +943,12 @@ def _translated(what: str, ops: Sequence[Op] = (), conflict: str | None = None) 
 def _translate(
     exc: HttpResponseError, what: str, ops: Sequence[Op], conflict: str | None
 ) -> ScimError | None:
-    status, code = exc.status_code, str(getattr(exc, "error_code", "") or "")
+    status, code = exc.status_code, _error_code(exc)
     if status in (429, 503) or code in ("ServerBusy", "OperationTimedOut"):
         return ServiceUnavailable("storage is busy", retry_after=_retry_after(exc))
     if status == 404:
+        if code == "TableNotFound":
+            return TableMissing(f"{what} not found (no table)")
         return NotFound(f"{what} not found")
     if (
         status == 409
@@ -931,6 +979,20 @@ _TOO_LARGE = frozenset(
         "KeyValueTooLarge",
     }
 )
+
+
+def _error_code(exc: HttpResponseError) -> str:
+    """The service's error code: set by most SDK calls, only in the body for some (an entity
+    insert into a missing table answers ``{"odata.error": {"code": "TableNotFound", ...}}``)."""
+    code = getattr(exc, "error_code", None)
+    if code:
+        # A TableErrorCode member (a str Enum, whose str() is "TableErrorCode.X") or a string.
+        return str(getattr(code, "value", code))
+    try:
+        body: Any = json.loads(exc.response.text()) if exc.response is not None else {}
+        return str(body["odata.error"]["code"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ""
 
 
 def _retry_after(exc: HttpResponseError) -> int:

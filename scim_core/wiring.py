@@ -17,10 +17,11 @@ def build_store(settings: Settings) -> Store:
     from scim_core.table import TableStore  # azure.data.tables loads only when a store is built
 
     if settings.tables_connection_string:
-        store = TableStore.from_connection_string(settings.tables_connection_string)
-        # Locally (Azurite) nothing else creates the tables; in Azure, Bicep does.
-        store.create_tables()
-        return store
+        # Locally (Azurite) nothing else creates the tables (in Azure, Bicep does): the first
+        # write that finds them missing creates them.
+        return TableStore.from_connection_string(
+            settings.tables_connection_string, tables_on_demand=True
+        )
     if settings.tables_endpoint:
         return TableStore.from_managed_identity(settings.tables_endpoint, settings.azure_client_id)
     raise ConfigurationError("set TABLES_CONNECTION_STRING (local) or TABLES_ENDPOINT (Azure)")
