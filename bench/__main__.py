@@ -31,7 +31,7 @@ PARTS = ("cycle", "cold", "cpu", "scale")
 FULL = {
     "cycle_users": 200,
     "cycle_repeats": 3,
-    "cold_repeats": 7,
+    "cold_repeats": 15,  # the cheapest part, and the noisiest: interpreter starts vary by ~10%
     "cpu_loops": 300,
     "cpu_repeats": 5,
     "levels": scale.USER_LEVELS,

@@ -31,7 +31,7 @@ class QueryError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Query:
     """A query: from GET query parameters (RFC 7644 §3.4.2) or a SearchRequest body (§3.4.3).
 

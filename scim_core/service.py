@@ -30,11 +30,9 @@ from scim_core.errors import (
 from scim_core.filter import parse_filter
 from scim_core.http import SCIM_CONTENT_TYPE, ScimRequest, ScimResponse
 from scim_core.messages import DEFAULT_COUNT, Query, QueryError, list_response
-from scim_core.patch import apply_patch
 from scim_core.query import find
 from scim_core.resource import Projection, etag_matches, read_input, version_of
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType, default_resource_types
-from scim_core.sorting import sort_resources
 from scim_core.store import Member, MemberChange, Store, Stored
 
 #: Largest request body accepted (announced as bulk ``maxPayloadSize``). A stored document is
@@ -183,6 +181,8 @@ class ScimService:
         self, found: list[tuple[ResourceType, Stored]], query: Query, base_url: str
     ) -> dict[str, Any]:
         if query.sort_by:
+            from scim_core.sorting import sort_resources  # only sorted lists pay for it
+
             found = sort_resources(found, query.sort_by, query.sort_order == "descending")
         count = DEFAULT_COUNT if query.count is None else query.count
         page = found[query.start_index - 1 : query.start_index - 1 + count]
@@ -284,6 +284,9 @@ class ScimService:
         return json_response(200, out, {"ETag": version_of(new.etag)})
 
     def patch(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
+        # Imported on the first PATCH: a cold start (Entra's Test Connection is a GET) skips it.
+        from scim_core.patch import apply_patch
+
         body = parse_json(req)
         query = _query(dict(req.query))
 
