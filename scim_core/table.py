@@ -1,7 +1,8 @@
 """The Azure Table Storage :class:`~scim_core.store.Store` (Azurite locally).
 
-With scim_core.transport, the only module of scim_core that imports ``azure.*``; every Azure
-error is translated here.
+The storage adapter is this module with table_batch (EGT framing), table_errors (every Azure
+error translated to a SCIM error) and transport (HTTP): the only modules of scim_core that import
+``azure.*``.
 
 Layout (DESIGN.md "Storage design"): one partition per resource type, so that one entity-group
 transaction (EGT) writes a resource together with its index and membership rows, atomically.
@@ -33,47 +34,19 @@ import base64
 import hashlib
 import json
 import threading
-import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from email.utils import formatdate
-from http.client import HTTPResponse as _HTTPResponse
 from typing import Any, cast
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.transport import HttpTransport
-from azure.core.rest import HttpRequest, HttpResponse
+from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
-# The underscored modules below are private parts of the pinned SDK (azure-core 1.41.0,
-# azure-data-tables 12.7.0) that _transact reuses, so that an EGT's parts, results and errors
-# stay exactly the SDK's; re-check _transact when upgrading either package.
-from azure.core.rest._http_response_impl import RestHttpClientTransportResponse
-from azure.core.utils._pipeline_transport_rest_shared import BytesIOSocket
-from azure.data.tables import (
-    RequestTooLargeError,
-    TableClient,
-    TableEntity,
-    TableServiceClient,
-    TableTransactionError,
-    UpdateMode,
-)
-from azure.data.tables._base_client import extract_batch_part_metadata
-from azure.data.tables._error import _decode_error, _validate_tablename_error
-from azure.data.tables._table_batch import TableBatchOperations
-
-from scim_core.errors import (
-    Conflict,
-    NotFound,
-    PayloadTooLarge,
-    PreconditionFailed,
-    ScimError,
-    ServiceUnavailable,
-)
+from scim_core.errors import NotFound, PayloadTooLarge, PreconditionFailed
 from scim_core.store import (
     INLINE_MEMBERS,
     NON_UNIQUE_INDEXES,
@@ -82,14 +55,9 @@ from scim_core.store import (
     MemberChange,
     Stored,
 )
+from scim_core.table_batch import Op, Results, transact
+from scim_core.table_errors import TableMissing, error_code, translated
 from scim_core.transport import HttpClientTransport, proxied
-
-# The SDK's private helpers are untyped; these are their types as _transact uses them.
-_sdk_decode_error = cast(Callable[..., HttpResponseError], _decode_error)
-_sdk_check_table_name = cast(Callable[[HttpResponseError, str], None], _validate_tablename_error)
-_sdk_part_metadata = cast(Callable[[HttpResponse], Mapping[str, Any]], extract_batch_part_metadata)
-_sdk_socket = cast(Callable[[bytes], Any], BytesIOSocket)
-_sdk_part_response = cast(Callable[..., HttpResponse], RestHttpClientTransportResponse)
 
 MAX_DOCUMENT_BYTES = 1_000_000  # == scim_core.memory.MAX_DOCUMENT_BYTES (contract-tested)
 MAX_ENTITY_BYTES = 1024 * 1024
@@ -99,7 +67,6 @@ MAX_BATCH_OPS = 100  # an EGT holds <= 100 operations; Azurite accepts more, Azu
 MAX_BATCH_BYTES = 3 * 1024 * 1024  # the EGT payload limit is 4 MiB; binary travels as base64
 MAX_PAGE_ROWS = 1000  # a query returns at most 1,000 entities per response
 MAX_KEY_CHARS = 700  # a RowKey is <= 1 KiB; longer values are keyed by their digest
-DEFAULT_RETRY_AFTER = 5
 INLINE_BYTES = 24_000  # the largest inline member list kept on a group's document entity
 _LARGE = "large"  # inline state of a group known to have more than INLINE_MEMBERS members
 _UNKNOWN_MARK = b"~"  # ``mi`` of a group whose inline list was invalidated
@@ -110,16 +77,10 @@ _NO_CHANGE = MemberChange()
 
 Doc = dict[str, Any]
 Keys = Mapping[str, str | None]
-Op = tuple[str, dict[str, Any], dict[str, Any]]  # (verb, entity, options) for submit_transaction
 Pair = tuple[Op, ...]  # ops that go in the same EGT: a membership's forward and reverse row
 # What the store knows of a group's members with its document: the list (at most
 # INLINE_MEMBERS), _LARGE, or None (not known: read the membership rows).
 Inline = list[Member] | str | None
-Results = list[Mapping[str, Any]]
-
-
-class TableMissing(NotFound):
-    """A table of the store does not exist (yet): reads find nothing, writes create it."""
 
 
 class RequestCounter:
@@ -247,11 +208,11 @@ class TableStore:
         request rather than three creates answered 409."""
         names = " or ".join(f"TableName eq @t{n}" for n in range(len(self.table_names)))
         params = {f"t{n}": name for n, name in enumerate(self.table_names)}
-        with _translated("tables"):
+        with translated("tables"):
             existing = {t.name for t in self.service.query_tables(names, parameters=params)}
         for name in self.table_names:
             if name not in existing:
-                with _translated(f"table {name}"):
+                with translated(f"table {name}"):
                     self.service.create_table_if_not_exists(name)
 
     def _create_missing_tables(self) -> bool:
@@ -280,7 +241,7 @@ class TableStore:
         return self._write_resource(rtype, id_, data, clean, base, pairs, after)
 
     def get(self, rtype: str, id: str) -> Stored:
-        with _translated(f"{rtype} {id}"):
+        with translated(f"{rtype} {id}"):
             entity = self._table(rtype).get_entity(rtype, _doc_rk(id))
         return self._remember(rtype, _stored(entity), _inline_of(entity))
 
@@ -373,20 +334,20 @@ class TableStore:
         table, what = self._table(rtype), f"{rtype} {index}"
         if index in UNIQUE_INDEXES[rtype]:
             try:
-                with _translated(what):
+                with translated(what):
                     row = table.get_entity(rtype, f"{index}|{encode_key(value)}", select=["id"])
             except NotFound:
                 return []
             return [row["id"]]
         if index in NON_UNIQUE_INDEXES[rtype]:
-            with _translated(what):
+            with translated(what):
                 return [
                     r["id"] for r in _range(table, rtype, f"{index}|{encode_key(value)}|", ["id"])
                 ]
         raise ValueError(f"{rtype} has no index {index!r}")
 
     def scan(self, rtype: str) -> Iterator[Stored]:
-        with _translated(f"{rtype} scan"):
+        with translated(f"{rtype} scan"):
             for entity in _range(self._table(rtype), rtype, "id|", None):
                 yield _stored(entity)
 
@@ -406,7 +367,7 @@ class TableStore:
 
     # --- membership ---------------------------------------------------------------------------
     def list_members(self, group_id: str, limit: int | None = None) -> list[Member]:
-        with _translated(f"members of Group {group_id}"):
+        with translated(f"members of Group {group_id}"):
             prefix = f"m|{encode_key(group_id)}|"
             # Only what a Member holds: the SDK's per-entity decoding (keys, Timestamp) is most
             # of the cost of a page, which a 1,000-row read halves (bench/README.md "Fixes").
@@ -424,7 +385,7 @@ class TableStore:
         return self._exists("groups", _member_rk(group_id, member_id))
 
     def groups_of(self, member_id: str) -> list[str]:
-        with _translated(f"groups of {member_id}"):
+        with translated(f"groups of {member_id}"):
             prefix = f"r|{encode_key(member_id)}|"
             return [
                 row["group"] for row in _range(self._tables["groups"], "Group", prefix, ["group"])
@@ -433,7 +394,7 @@ class TableStore:
     # --- state --------------------------------------------------------------------------------
     def get_state(self, name: str) -> tuple[dict[str, Any], str] | None:
         try:
-            with _translated(f"state {name!r}"):
+            with translated(f"state {name!r}"):
                 entity = self._tables["state"].get_entity("state", encode_key(name))
         except NotFound:
             return None
@@ -450,7 +411,7 @@ class TableStore:
         state = self._tables["state"]
         for attempt in (1, 2):
             try:
-                with _translated(f"state {name!r}"):
+                with translated(f"state {name!r}"):
                     if etag is None:
                         meta = state.create_entity(entity)
                     else:
@@ -491,7 +452,7 @@ class TableStore:
             if known is not None:
                 return known[0], etag, known[1]
         select = ["keys", "mi", "ml"] if rtype == "Group" else ["keys"]
-        with _translated(f"{rtype} {id_}"):
+        with translated(f"{rtype} {id_}"):
             entity = self._table(rtype).get_entity(rtype, _doc_rk(id_), select=select)
         current = str(entity.metadata["etag"])
         if etag is not None and etag != current:  # fail before writing anything
@@ -582,8 +543,8 @@ class TableStore:
         created = False
         while ops:
             try:
-                with _translated(what, ops, conflict):
-                    return _transact(self._tables[table], ops)
+                with translated(what, ops, conflict):
+                    return transact(self._tables[table], ops)
             except TableMissing:
                 if created or not self._create_missing_tables():
                     raise
@@ -601,123 +562,11 @@ class TableStore:
 
     def _exists(self, table: str, row_key: str) -> bool:
         try:
-            with _translated(row_key):
+            with translated(row_key):
                 self._tables[table].get_entity(_PARTITIONS[table], row_key, select=["RowKey"])
         except NotFound:
             return False
         return True
-
-
-def _transact(client: TableClient, ops: Sequence[Op]) -> Results:
-    """``client.submit_transaction(ops)`` without azure-core's generic multipart code, which
-    writes and parses the batch with the ``email`` package and starts two thread pools per call:
-    that was ~5 ms of the ~6.6 ms of CPU a user create took (bench/README.md, "Fixes"). The parts
-    are still built by the SDK (TableBatchOperations), the batch still goes through the client's
-    pipeline (signing, retries, the request counter) and part responses are decoded and errors
-    raised by the SDK's own functions, as in ``TableClient._batch_send``; only the multipart
-    framing (RFC 2046, as the Table service documents it for EGTs) is done here."""
-    batch = TableBatchOperations(
-        config=client._client._config,
-        endpoint=f"{client.scheme}://{client._primary_hostname}",
-        table_name=client.table_name,
-        is_cosmos_endpoint=client._cosmos_endpoint,
-    )
-    for op in ops:
-        batch.add_operation(op)
-    changeset, outer = f"changeset_{uuid.uuid4()}", f"batch_{uuid.uuid4()}"
-    body = b"".join(
-        b"--%s\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
-        b"Content-ID: %d\r\n\r\n%s\r\n" % (changeset.encode(), n, _part_bytes(part))
-        for n, part in enumerate(batch.requests)
-    )
-    head = b"--%s\r\nContent-Type: multipart/mixed; boundary=%s\r\n\r\n"
-    body = head % (outer.encode(), changeset.encode()) + body
-    body += b"--%s--\r\n--%s--\r\n" % (changeset.encode(), outer.encode())
-    request = HttpRequest(
-        "POST",
-        f"{client.scheme}://{client._primary_hostname}/$batch",
-        headers={
-            "x-ms-version": client.api_version,
-            "DataServiceVersion": "3.0",
-            "MaxDataServiceVersion": "3.0;NetFx",
-            "Content-Type": f"multipart/mixed; boundary={outer}",
-            "Accept": "application/json",
-        },
-        content=body,
-    )
-    response = client._client.send_request(request, stream=True)
-    if response.status_code == 413:
-        raise _sdk_decode_error(
-            response,
-            error_message="The transaction request was too large",
-            error_type=RequestTooLargeError,
-        )
-    if response.status_code != 202:
-        decoded = _sdk_decode_error(response)
-        _sdk_check_table_name(decoded, client.table_name)
-        raise decoded
-    parts = _response_parts(response, batch.requests)
-    failed = [p for p in parts if not 200 <= p.status_code < 300]
-    if failed:
-        if failed[0].status_code == 413:
-            raise _sdk_decode_error(
-                response,
-                error_message="The transaction request was too large",
-                error_type=RequestTooLargeError,
-            )
-        decoded = _sdk_decode_error(response=failed[0], error_type=TableTransactionError)
-        _sdk_check_table_name(decoded, client.table_name)
-        raise decoded
-    return [_sdk_part_metadata(p) for p in parts]
-
-
-def _part_bytes(request: HttpRequest) -> bytes:
-    """One operation as an ``application/http`` part: request line, headers, body. The SDK's
-    per-part policy (StorageHeadersPolicy) adds the date headers; so does this."""
-    date = formatdate(usegmt=True)
-    headers = {**request.headers, "x-ms-date": date, "Date": date}
-    lines = [f"{request.method} {request.url} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
-    content = request.content
-    data = content.encode("utf-8") if isinstance(content, str) else (content or b"")
-    return "\r\n".join(lines).encode("utf-8") + b"\r\n\r\n" + data
-
-
-def _response_parts(response: HttpResponse, requests: list[HttpRequest]) -> list[HttpResponse]:
-    """The ``application/http`` parts of a batch response (one changeset inside the batch), as
-    SDK response objects, in order."""
-    raw = response.read()
-    parts: list[HttpResponse] = []
-    for part in _split_multipart(raw, response.headers.get("Content-Type", "")):
-        head, _, payload = part.partition(b"\r\n\r\n")
-        kind = _header(head, "content-type")
-        if kind.startswith("multipart/mixed"):
-            for sub in _split_multipart(payload, kind):
-                _, _, http = sub.partition(b"\r\n\r\n")
-                request = requests[len(parts)] if len(parts) < len(requests) else response.request
-                internal = _HTTPResponse(_sdk_socket(http), method=request.method)
-                internal.begin()
-                parts.append(_sdk_part_response(request=request, internal_response=internal))
-    return parts
-
-
-def _split_multipart(body: bytes, content_type: str) -> list[bytes]:
-    """The parts of a multipart body (RFC 2046 §5.1.1), each with its headers."""
-    boundary = content_type.split("boundary=", 1)[1].split(";")[0].strip().strip('"').encode()
-    sections = body.split(b"--" + boundary)
-    # sections[0] is the preamble; the last one starts with "--" (the close delimiter).
-    return [
-        s.removeprefix(b"\r\n").removesuffix(b"\r\n")
-        for s in sections[1:]
-        if not s.startswith(b"--")
-    ]
-
-
-def _header(head: bytes, name: str) -> str:
-    for line in head.decode("latin-1").split("\r\n"):
-        key, _, value = line.partition(":")
-        if key.strip().lower() == name:
-            return value.strip()
-    return ""
 
 
 def _range(
@@ -729,7 +578,7 @@ def _range(
     try:
         yield from table.query_entities(query, parameters=params, select=select)
     except HttpResponseError as exc:
-        if exc.status_code == 404 and _error_code(exc) == "TableNotFound":
+        if exc.status_code == 404 and error_code(exc) == "TableNotFound":
             return  # no table: no rows (a store whose tables are created on demand)
         raise
 
@@ -750,7 +599,7 @@ def _first_page(
     try:
         return list(next(pages, []))[:size]
     except HttpResponseError as exc:
-        if exc.status_code == 404 and _error_code(exc) == "TableNotFound":
+        if exc.status_code == 404 and error_code(exc) == "TableNotFound":
             return []  # no table: no rows
         raise
 
@@ -923,81 +772,3 @@ def _clean_keys(rtype: str, keys: Keys) -> dict[str, str]:
     if unknown:
         raise ValueError(f"{rtype} has no index {sorted(unknown)}")
     return {index: value for index, value in keys.items() if value is not None}
-
-
-@contextmanager
-def _translated(what: str, ops: Sequence[Op] = (), conflict: str | None = None) -> Iterator[None]:
-    """Azure errors -> SCIM errors; the one place that happens. Errors that mean a bug or a
-    misconfiguration (400, 403, ...) propagate untranslated: the HTTP edge logs them as a 500."""
-    try:
-        yield
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        raise ServiceUnavailable("storage is unreachable", retry_after=DEFAULT_RETRY_AFTER) from exc
-    except HttpResponseError as exc:
-        error = _translate(exc, what, ops, conflict)
-        if error is None:
-            raise
-        raise error from exc
-
-
-def _translate(
-    exc: HttpResponseError, what: str, ops: Sequence[Op], conflict: str | None
-) -> ScimError | None:
-    status, code = exc.status_code, _error_code(exc)
-    if status in (429, 503) or code in ("ServerBusy", "OperationTimedOut"):
-        return ServiceUnavailable("storage is busy", retry_after=_retry_after(exc))
-    if status == 404:
-        if code == "TableNotFound":
-            return TableMissing(f"{what} not found (no table)")
-        return NotFound(f"{what} not found")
-    if (
-        status == 409
-        and conflict
-        and isinstance(exc, TableTransactionError)
-        and exc.index < len(ops)
-    ):
-        # The failed operation's RowKey names the key that is taken: "id|..." or "userName|...".
-        return Conflict(
-            f"a {conflict} with this {ops[exc.index][1]['RowKey'].split('|')[0]} already exists"
-        )
-    if status == 409 or code == "InvalidDuplicateRow":  # the latter: one key twice in a bulk EGT
-        return Conflict(f"{what} already exists")
-    if status == 412:
-        return PreconditionFailed(f"{what} was modified since it was read")
-    if status == 413 or code in _TOO_LARGE:
-        return PayloadTooLarge(f"{what} is too large for storage ({code or status})")
-    return None
-
-
-#: Storage 400s that mean "a value or entity over a Table limit": the client's data, not a bug.
-_TOO_LARGE = frozenset(
-    {
-        "PropertyValueTooLarge",
-        "EntityTooLarge",
-        "RequestBodyTooLarge",
-        "TooManyProperties",
-        "KeyValueTooLarge",
-    }
-)
-
-
-def _error_code(exc: HttpResponseError) -> str:
-    """The service's error code: set by most SDK calls, only in the body for some (an entity
-    insert into a missing table answers ``{"odata.error": {"code": "TableNotFound", ...}}``)."""
-    code = getattr(exc, "error_code", None)
-    if code:
-        # A TableErrorCode member (a str Enum, whose str() is "TableErrorCode.X") or a string.
-        return str(getattr(code, "value", code))
-    try:
-        body: Any = json.loads(exc.response.text()) if exc.response is not None else {}
-        return str(body["odata.error"]["code"])
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return ""
-
-
-def _retry_after(exc: HttpResponseError) -> int:
-    header = getattr(exc.response, "headers", {}).get("Retry-After")
-    try:
-        return max(1, int(header)) if header else DEFAULT_RETRY_AFTER
-    except ValueError:
-        return DEFAULT_RETRY_AFTER

@@ -1,5 +1,5 @@
-"""Storage errors -> SCIM errors (scim_core.table._translate), whichever form the SDK gives the
-service's error code in: a TableErrorCode member, a plain string, or only the response body."""
+"""Storage errors -> SCIM errors (scim_core.table_errors.translate), whichever form the SDK
+gives the service's error code in: a TableErrorCode member, a plain string, or only the body."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableErrorCode
 
 from scim_core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
-from scim_core.table import TableMissing, _error_code, _translate
+from scim_core.table_errors import TableMissing, error_code, translate
 
 
 class _Response:
@@ -38,26 +38,26 @@ def _error(status: int, code: Any = None, body: str = "") -> HttpResponseError:
     ids=["enum", "string"],
 )
 def test_code_as_enum_or_string(code: Any) -> None:
-    assert _error_code(_error(400, code)) == "EntityTooLarge"
-    assert isinstance(_translate(_error(400, code), "User u", (), None), PayloadTooLarge)
+    assert error_code(_error(400, code)) == "EntityTooLarge"
+    assert isinstance(translate(_error(400, code), "User u", (), None), PayloadTooLarge)
 
 
 def test_code_only_in_the_body() -> None:
     body = '{"odata.error":{"code":"TableNotFound","message":{"value":"no table"}}}'
     exc = _error(404, body=body)
-    assert _error_code(exc) == "TableNotFound"
-    assert isinstance(_translate(exc, "User u", (), None), TableMissing)
+    assert error_code(exc) == "TableNotFound"
+    assert isinstance(translate(exc, "User u", (), None), TableMissing)
 
 
 def test_server_busy_enum_is_retryable() -> None:
-    error = _translate(_error(500, TableErrorCode.SERVER_BUSY), "User u", (), None)
+    error = translate(_error(500, TableErrorCode.SERVER_BUSY), "User u", (), None)
     assert isinstance(error, ServiceUnavailable)
 
 
 def test_plain_404_is_not_found_not_a_missing_table() -> None:
-    error = _translate(_error(404, TableErrorCode.RESOURCE_NOT_FOUND), "User u", (), None)
+    error = translate(_error(404, TableErrorCode.RESOURCE_NOT_FOUND), "User u", (), None)
     assert isinstance(error, NotFound) and not isinstance(error, TableMissing)
 
 
 def test_unreadable_body_gives_no_code() -> None:
-    assert _error_code(_error(500, body="<html>gateway</html>")) == ""
+    assert error_code(_error(500, body="<html>gateway</html>")) == ""
