@@ -8,9 +8,13 @@ connections, stall, refuse.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from azure.core.exceptions import (
@@ -273,3 +277,91 @@ def test_proxied_follows_the_environment(monkeypatch, env, url, expected) -> Non
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert proxied(url) is expected
+
+
+def _self_signed(tmp_path: Path, *, with_ip: bool = True) -> tuple[Path, Path]:
+    """A certificate for localhost (and 127.0.0.1) and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost")]
+                + ([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] if with_ip else [])
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _tls_server(tmp_path: Path, serve, *, with_ip: bool = True) -> tuple[ScriptedServer, Path]:
+    cert, key = _self_signed(tmp_path, with_ip=with_ip)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    seen: list[bytes] = []
+    plain = keep_alive(seen)
+
+    def script(sock: socket.socket, ordinal: int) -> None:
+        with context.wrap_socket(sock, server_side=True) as tls:
+            plain(tls, ordinal)
+
+    return serve(script), cert
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, serve) -> tuple[ScriptedServer, Path]:
+    """A keep-alive server behind TLS (Azure Table Storage is HTTPS-only)."""
+    return _tls_server(tmp_path, serve)
+
+
+def test_https_verifies_the_server_against_the_ca_bundle(
+    tls_server, transport, monkeypatch
+) -> None:
+    server, cert = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # as requests would honour it
+    for n in range(2):
+        url = f"https://localhost:{server.port}/t{n}"
+        response = transport.send(HttpRequest("GET", url))
+        assert response.json() == {"path": f"/t{n}", "conn": 1}
+    assert transport.connections_opened == 1  # the TLS connection is kept alive too
+
+
+def test_https_refuses_an_untrusted_server(tls_server, transport, monkeypatch) -> None:
+    server, _ = tls_server
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)  # certifi's bundle: the test CA is not in it
+    with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
+        transport.send(HttpRequest("GET", f"https://localhost:{server.port}/t"))
+
+
+def test_https_checks_the_host_name(tmp_path, serve, transport, monkeypatch) -> None:
+    server, cert = _tls_server(tmp_path, serve, with_ip=False)  # names localhost only
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    assert transport.send(HttpRequest("GET", f"https://localhost:{server.port}/t")).json()
+    with HttpClientTransport() as other, pytest.raises(ServiceRequestError, match="mismatch"):
+        other.send(HttpRequest("GET", f"https://127.0.0.1:{server.port}/t"))
