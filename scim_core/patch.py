@@ -318,6 +318,11 @@ class _Patcher:
                 items = [
                     _set(dict(el), sub.name, new) for el in _list(before) if isinstance(el, dict)
                 ]
+                if not items:
+                    # RFC 7644 §3.5.2.1: a target that does not exist is added (and a replace of
+                    # a missing target is an add, §3.5.2.3): one value holding the sub-attribute,
+                    # rather than the client's value silently dropped.
+                    items = [{sub.name: new}]
                 return settle_primary(items, set(range(len(items))) if new is True else set())
             return _set(_obj(before), sub.name, new)
         if attr.multi_valued:

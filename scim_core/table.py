@@ -287,12 +287,14 @@ class TableStore:
         if isinstance(after, list) and not single:
             with_list, kept = _with_inline(document, after)
             if kept is not None:
-                finish = {k: with_list[k] for k in ("PartitionKey", "RowKey", "mi")}
+                finish = {"mi": with_list["mi"]}
             after = None
         entity, kept_inline = _with_inline(document, after)
         base[0] = (base[0][0], entity, base[0][2])
         what = f"{rtype} {id_}"
-        first, finished = self._write(_TABLES[rtype], base, pairs, what, rtype, finish)
+        # A group that ends up large keeps no list, so no learner relies on its rows mid-change.
+        group = id_ if rtype == "Group" and after != _LARGE else None
+        first, finished = self._write(_TABLES[rtype], base, pairs, what, rtype, group, finish)
         stored = Stored(id_, json.loads(data), finished or first[0]["etag"], keys)
         if finished:
             assert finish is not None
@@ -500,41 +502,44 @@ class TableStore:
         pairs: Sequence[Pair],
         what: str,
         conflict: str | None = None,
+        group: str | None = None,
         finish: dict[str, Any] | None = None,
     ) -> tuple[Results, str | None]:
         """``base`` and as many units (a membership's two rows, ...) as fit in the first EGT, the
-        rest packed in further EGTs of up to 100 operations, so k member changes cost about k/49
-        EGTs whatever the group's size. ``finish``: properties merged into ``base[0]``'s entity
-        in the last EGT, only if it is still the version the first EGT wrote. Returns the first
-        EGT's per-operation results, and the entity's etag after ``finish`` if it landed."""
+        rest packed in further EGTs of up to 100 operations, so k member changes cost ceil(k/49)
+        EGTs whatever the group's size. Returns the first EGT's per-operation results, and the
+        group's etag after ``finish`` if that landed.
+
+        ``group``: the id of the group whose rows these are (``base[0]`` writes its document).
+        Each further EGT then also writes the group: its members "not known", or in the last
+        EGT ``finish`` (the inline list), conditional on the version the previous EGT left. So
+        a list that another writer keeps while this change is half done (it read part of the
+        rows) never outlives the rest of the rows: the EGT that writes them overwrites it."""
+        room = MAX_BATCH_OPS - (1 if group is not None else 0)
         chunks: list[list[Op]] = [list(base)]
         for unit in pairs:
-            if len(chunks[-1]) + len(unit) > MAX_BATCH_OPS:
+            if len(chunks[-1]) + len(unit) > (MAX_BATCH_OPS if len(chunks) == 1 else room):
                 chunks.append([])
             chunks[-1].extend(unit)
         first = self._submit(table, chunks[0], what, conflict)
-        if len(chunks) == 1:
+        if group is None:
+            for chunk in chunks[1:]:
+                self._submit(table, chunk, what)
             return first, None
-        for chunk in chunks[1:-1]:
-            self._submit(table, chunk, what)
-        last = chunks[-1]
-        if finish is None or not first:
-            self._submit(table, last, what)
-            return first, None
-        options = {"mode": UpdateMode.MERGE, "etag": first[0]["etag"], "match_condition": _IF_MATCH}
-        merge: Op = ("update", finish, options)
-        if len(last) < MAX_BATCH_OPS:
-            try:
-                return first, str(self._submit(table, [*last, merge], what)[-1]["etag"])
-            except PreconditionFailed:
-                pass  # changed meanwhile (by another writer): send the rows without the list
-            self._submit(table, last, what)
-            return first, None
-        self._submit(table, last, what)
-        try:
-            return first, str(self._submit(table, [merge], what)[-1]["etag"])
-        except PreconditionFailed:
-            return first, None
+        etag = str(first[0]["etag"]) if first else None
+        for n, chunk in enumerate(chunks[1:], start=2):
+            if n == len(chunks) and finish is not None and etag is not None:
+                entity = {"PartitionKey": "Group", "RowKey": _doc_rk(group), **finish}
+                options = {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": _IF_MATCH}
+                try:
+                    return first, str(
+                        self._submit(table, [("update", entity, options), *chunk], what)[0]["etag"]
+                    )
+                except PreconditionFailed:
+                    pass  # the group changed since the previous EGT: "not known" instead
+            results = self._submit(table, [_forget_inline(group), *chunk], what)
+            etag = str(results[0]["etag"]) if results else None
+        return first, None
 
     def _submit(self, table: str, ops: list[Op], what: str, conflict: str | None = None) -> Results:
         """One EGT. Deleting a membership row that is already gone (or marking a group that is

@@ -229,3 +229,40 @@ def test_table_list_is_not_kept_if_the_group_changed_between_transactions(
     assert changed.members is None
     assert {m.value for m in table_store.list_members(created.id)} == {m.value for m in more}
     assert table_store.get("Group", created.id).members is None
+
+
+def test_table_member_change_between_the_transactions_of_another_keeps_the_contract(
+    table_store: TableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second writer changes the group while a change of 70 members (two EGTs) is half
+    done: it sees the group's members "not known", reads the rows written so far and keeps a
+    list of them. The rest of the first change must not leave that list standing without its
+    own rows: every EGT that writes a group's membership rows also writes the group."""
+    created = _group(table_store, [Member(str(uuid.uuid4()))])
+    real_submit = table_store._submit
+    calls: list[int] = []
+    late = Member(str(uuid.uuid4()))
+
+    def submit(table: str, ops: list, what: str, conflict: str | None = None) -> list:
+        result = real_submit(table, ops, what, conflict)
+        calls.append(len(ops))
+        if len(calls) == 1:  # right after the first EGT of the big change
+            monkeypatch.setattr(table_store, "_submit", real_submit)
+            _change(table_store, created.id, MemberChange(add=[late]))
+            monkeypatch.setattr(table_store, "_submit", submit)
+        return result
+
+    monkeypatch.setattr(table_store, "_submit", submit)
+    many = [Member(str(uuid.uuid4())) for _ in range(70)]
+    current = table_store.get("Group", created.id)
+    changed = table_store.replace(
+        "Group", current.doc, current.keys, current.etag, MemberChange(add=many)
+    )
+    monkeypatch.undo()
+    _assert_consistent(table_store, changed)
+    got = table_store.get("Group", created.id)
+    _assert_consistent(table_store, got)
+    assert {m.value for m in table_store.list_members(created.id)} >= {
+        late.value,
+        *(m.value for m in many),
+    }

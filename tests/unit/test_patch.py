@@ -358,6 +358,24 @@ def test_primary_unmarks_others() -> None:
     ]
 
 
+@pytest.mark.parametrize("verb", ["add", "replace"])
+def test_unfiltered_sub_attribute_write(verb: str) -> None:
+    """RFC 7644 §3.5.2.1/§3.5.2.3 with ``emails.display``: every value gets it; with no values,
+    the target does not exist and is added as one value (scim2-server drops the write)."""
+    two = {**BOB, "emails": [{"value": "a@c.org"}, {"value": "b@c.org"}]}
+    assert [e["display"] for e in patch(two, op(verb, "emails.display", "x")).doc["emails"]] == [
+        "x",
+        "x",
+    ]
+    none = {k: v for k, v in BOB.items() if k != "emails"}
+    assert patch(none, op(verb, "emails.display", "x")).doc["emails"] == [{"display": "x"}]
+
+
+def test_removing_the_last_sub_attribute_drops_the_value() -> None:
+    doc = {**BOB, "emails": [{"display": "only"}, {"value": "b@c.org", "display": "b"}]}
+    assert patch(doc, op("remove", "emails.display")).doc["emails"] == [{"value": "b@c.org"}]
+
+
 def test_extension_emptied_is_removed() -> None:
     """RFC 7643 §3: an extension without attributes is absent from the document."""
     doc = {**BOB, ENTERPRISE: {"department": "Sales"}}
