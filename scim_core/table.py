@@ -16,10 +16,12 @@ transaction (EGT) writes a resource together with its index and membership rows,
     table state,  PK "state":  <name>                      a JSON value (sync checkpoints)
 
 A group's document entity also says what is known of its members (Stored.members): ``mi``, the
-members as a JSON list while there are at most INLINE_MEMBERS of them, written in the same EGT
-as their membership rows; ``ml`` true when there are more; neither (or ``mi`` = ``~``) when not
-known. Deleting a member marks its groups "not known" in the EGT that deletes its membership
-rows, without reading them; the next member change of such a group reads its members once.
+members as a JSON list while there are at most INLINE_MEMBERS of them; ``ml`` true when there
+are more; neither (or ``mi`` = ``~``) when not known. Every EGT that writes a group's
+membership rows also writes the group (its list, or "not known"), so a list never outlives rows
+written after it. Deleting a member marks its groups "not known" in the EGT that deletes its
+membership rows, without reading them; the next member change of such a group reads its
+members once.
 
 Every ``<...>`` goes through :func:`encode_key`: keys may not contain ``/ \\ # ?`` or control
 characters, and Entra guest UPNs contain ``#EXT#``. Documents share the ``id|`` prefix, so
