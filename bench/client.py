@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from scim_core.http import ScimRequest
+
+SERVICE_BASE = "http://127.0.0.1/scim/v2"  # the base URL of in-process service requests
+
 
 @dataclass
 class Reply:
@@ -88,3 +92,17 @@ def cpu_seconds(pid: int | None) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_request(
+    method: str, path: str, query: dict[str, str] | None = None, body: Any = None
+) -> ScimRequest:
+    """A request for ``ScimService.handle`` in process (parts 2-4), below ``SERVICE_BASE``."""
+    return ScimRequest(
+        method=method,
+        path=path,
+        base_url=SERVICE_BASE,
+        query=query or {},
+        headers={"content-type": "application/scim+json"},
+        body=b"" if body is None else json.dumps(body).encode(),
+    )

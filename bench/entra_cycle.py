@@ -29,11 +29,10 @@ from typing import Any
 from bench.client import Client, Reply
 from bench.stats import latency_summary
 
-USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
-MS_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
-PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+# Entra's shapes, as the replay test has them (ENTRA.md); the cycle sends the same bodies.
+from tests.e2e.test_entra_conversation import ENT, GROUP, MS_GROUP, PATCH, entra_user
+
+__all__ = ["ENT", "GROUP", "MS_GROUP", "entra_user", "patch", "run_cycle"]
 CONCURRENCY = 8
 MEMBER_BATCH = 10
 GROUPS_PER_USER = 2
@@ -70,25 +69,6 @@ class Phase:
             **latency_summary(self.latencies),
             "errors": dict(self.errors),
         }
-
-
-def entra_user(name: str, external_id: str) -> dict[str, Any]:
-    """The POST /Users body Entra sends (ENTRA.md "Create")."""
-    return {
-        "schemas": [USER, ENT],
-        "externalId": external_id,
-        "userName": name,
-        "active": True,
-        "addresses": [],
-        "displayName": "Jeff Smith",
-        "emails": [{"primary": True, "type": "work", "value": name}],
-        "meta": {"resourceType": "User"},
-        "name": {"formatted": "Jeff Smith", "familyName": "Smith", "givenName": "Jeff"},
-        "roles": [],
-        "title": "Engineer",
-        "phoneNumbers": [{"type": "mobile", "value": "+1 555 0100"}],
-        ENT: {"department": "R&D", "employeeNumber": "701984"},
-    }
 
 
 def patch(*ops: dict[str, Any]) -> dict[str, Any]:

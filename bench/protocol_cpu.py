@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.client import SERVICE_BASE, service_request
 from bench.entra_cycle import ENT, entra_user, patch
 from bench.stats import median
 
-BASE = "http://127.0.0.1/scim/v2"
 POPULATION = 200
 COMPLEX = (
     'emails[type eq "work" and value co "user1"] or '
@@ -31,25 +31,15 @@ COMPLEX = (
 
 class Ours:
     def __init__(self) -> None:
-        from scim_core.http import ScimRequest
         from scim_core.memory import MemoryStore
         from scim_core.service import ScimService
 
-        self.request_type = ScimRequest
         self.service = ScimService(MemoryStore(), None)
 
     def call(
         self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None
     ) -> tuple[int, Any]:
-        req = self.request_type(
-            method=method,
-            path=path,
-            base_url=BASE,
-            query=query or {},
-            headers={"content-type": "application/scim+json"},
-            body=b"" if body is None else json.dumps(body).encode(),
-        )
-        resp = self.service.handle(req)
+        resp = self.service.handle(service_request(method, path, query, body))
         return resp.status, resp.body
 
 
@@ -71,7 +61,7 @@ class Peer:
     ) -> tuple[int, Any]:
         req = self.request_type(
             method=method,
-            base_url=BASE,
+            base_url=SERVICE_BASE,
             path=path,
             query=query or {},
             headers={"Content-Type": "application/scim+json"},

@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.client import service_request
 from bench.entra_cycle import ENT, GROUP, MS_GROUP, entra_user, patch
 from bench.servers import BenchAzurite
 from bench.stats import median, percentile
-from scim_core.http import ScimRequest, ScimResponse
+from scim_core.http import ScimResponse
 from scim_core.service import ScimService
 from scim_core.store import INLINE_MEMBERS, Member, MemberChange
 from scim_core.table import TableStore
@@ -35,7 +36,6 @@ from scim_core.table import TableStore
 USER_LEVELS = [1_000, 10_000, 100_000]
 GROUP_SIZES = [10, 10_000, 100_000]
 MEMBER_CHUNK = 5_000  # memberships per store write while loading
-BASE = "http://127.0.0.1/scim/v2"
 
 
 class Reply:
@@ -61,14 +61,7 @@ class Customer:
     def call(
         self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None
     ) -> Reply:
-        req = ScimRequest(
-            method=method,
-            path=path,
-            base_url=BASE,
-            query=query or {},
-            headers={"content-type": "application/scim+json"},
-            body=b"" if body is None else json.dumps(body).encode(),
-        )
+        req = service_request(method, path, query, body)
         began = time.perf_counter()
         resp = self.service.handle(req)
         return Reply(resp, time.perf_counter() - began)

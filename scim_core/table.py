@@ -39,13 +39,12 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline import PipelineRequest
-from azure.core.pipeline.transport import HttpTransport
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
 from scim_core.errors import NotFound, PayloadTooLarge, PreconditionFailed
@@ -59,7 +58,7 @@ from scim_core.store import (
 )
 from scim_core.table_batch import Op, Results, transact
 from scim_core.table_errors import TableMissing, error_code, translated
-from scim_core.transport import HttpClientTransport, proxied
+from scim_core.transport import HttpClientTransport
 
 MAX_DOCUMENT_BYTES = 1_000_000  # == scim_core.memory.MAX_DOCUMENT_BYTES (contract-tested)
 MAX_ENTITY_BYTES = 1024 * 1024
@@ -101,29 +100,6 @@ class RequestCounter:
     def __call__(self, request: PipelineRequest[Any]) -> None:
         with self._lock:
             self.count += 1
-
-
-def _transport(endpoint: str) -> HttpTransport:  # type: ignore[type-arg]
-    """The http.client transport (scim_core.transport), or azure-core's requests transport when
-    the environment routes storage traffic through a proxy, which only requests supports."""
-    if proxied(endpoint):
-        from azure.core.pipeline.transport import RequestsTransport
-
-        return cast(HttpTransport, RequestsTransport())  # type: ignore[type-arg]
-    return HttpClientTransport()
-
-
-def _connection_endpoint(conn_str: str) -> str:
-    """The Table endpoint a connection string names (as the SDK works it out)."""
-    fields = dict(
-        part.split("=", 1) for part in conn_str.strip().strip(";").split(";") if "=" in part
-    )
-    fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
-    if fields.get("tableendpoint"):
-        return fields["tableendpoint"]
-    scheme = fields.get("defaultendpointsprotocol", "https")
-    suffix = fields.get("endpointsuffix", "core.windows.net")
-    return f"{scheme}://{fields.get('accountname', '')}.table.{suffix}"
 
 
 def encode_key(value: str) -> str:
@@ -174,7 +150,7 @@ class TableStore:
         **kwargs: Any,
     ) -> TableStore:
         counter = RequestCounter()
-        kwargs.setdefault("transport", _transport(_connection_endpoint(conn_str)))
+        kwargs.setdefault("transport", HttpClientTransport())
         service = TableServiceClient.from_connection_string(
             conn_str, raw_request_hook=counter, **kwargs
         )
@@ -187,7 +163,7 @@ class TableStore:
         cls, endpoint: str, credential: TokenCredential, *, table_prefix: str = "", **kwargs: Any
     ) -> TableStore:
         counter = RequestCounter()
-        kwargs.setdefault("transport", _transport(endpoint))
+        kwargs.setdefault("transport", HttpClientTransport())
         service = TableServiceClient(
             endpoint, credential=credential, raw_request_hook=counter, **kwargs
         )
@@ -245,7 +221,8 @@ class TableStore:
     def get(self, rtype: str, id: str) -> Stored:
         with translated(f"{rtype} {id}"):
             entity = self._table(rtype).get_entity(rtype, _doc_rk(id))
-        return self._remember(rtype, _stored(entity), _inline_of(entity))
+        inline = _inline_of(entity)
+        return self._remember(rtype, _stored(entity, inline), inline)
 
     def replace(
         self, rtype: str, doc: Doc, keys: Keys, etag: str, members: MemberChange = _NO_CHANGE
@@ -286,9 +263,10 @@ class TableStore:
         document = base[0][1]
         single = len(base) + sum(len(p) for p in pairs) <= MAX_BATCH_OPS
         finish: dict[str, Any] | None = None
+        finished_inline: Inline = None  # what the last EGT keeps, if its write lands
         if isinstance(after, list) and not single:
-            with_list, kept = _with_inline(document, after)
-            if kept is not None:
+            with_list, finished_inline = _with_inline(document, after)
+            if finished_inline is not None:
                 finish = {"mi": with_list["mi"]}
             after = None
         entity, kept_inline = _with_inline(document, after)
@@ -298,10 +276,7 @@ class TableStore:
         group = id_ if rtype == "Group" and after != _LARGE else None
         first, finished = self._write(_TABLES[rtype], base, pairs, what, rtype, group, finish)
         stored = Stored(id_, json.loads(data), finished or first[0]["etag"], keys)
-        if finished:
-            assert finish is not None
-            kept_inline = _inline_of(finish)
-        return self._remember(rtype, stored, kept_inline)
+        return self._remember(rtype, stored, finished_inline if finished else kept_inline)
 
     def delete(self, rtype: str, id: str, etag: str | None = None) -> None:
         what = f"{rtype} {id}"
@@ -353,7 +328,7 @@ class TableStore:
     def scan(self, rtype: str) -> Iterator[Stored]:
         with translated(f"{rtype} scan"):
             for entity in _range(self._table(rtype), rtype, "id|", None):
-                yield _stored(entity)
+                yield _stored(entity, _inline_of(entity))
 
     def bulk_load(self, rtype: str, items: Iterable[tuple[Doc, Keys]], *, workers: int = 4) -> int:
         """Packs several resources into each EGT and keeps ``workers`` EGTs in flight."""
@@ -759,9 +734,8 @@ def _value_size(value: Any) -> int:
     return 8  # bool, numbers
 
 
-def _stored(entity: TableEntity) -> Stored:
+def _stored(entity: TableEntity, inline: Inline) -> Stored:
     keys: dict[str, str] = json.loads(entity["keys"])
-    inline = _inline_of(entity)
     return Stored(
         entity["id"],
         json.loads(_unpack(entity)),

@@ -11,9 +11,9 @@ What it keeps from the requests transport: connection and read timeouts (the pip
 ``CURL_CA_BUNDLE``, else certifi's), no redirects followed (azure-core's RedirectPolicy decides),
 and the error classes the retry policy acts on: a failure to connect or to send is a
 :class:`ServiceRequestError` (retried), a failure while reading the answer a
-:class:`ServiceResponseError` (retried only for idempotent methods). What it does not do: proxies.
-:func:`proxied` tells whether the environment asks for one, and the store then keeps the
-requests transport.
+:class:`ServiceResponseError` (retried only for idempotent methods). What it does not do itself:
+proxies. When the environment routes an origin through one (:func:`proxied`), requests to that
+origin go through azure-core's requests transport instead.
 
 A pooled connection may have been closed by the server while idle (Azurite closes them after 5 s,
 Azure after minutes). Before reuse it is polled, as urllib3 does, and dropped if the peer has
@@ -30,7 +30,7 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -93,6 +93,8 @@ class HttpClientTransport(HttpTransport):  # type: ignore[type-arg]
         self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._ssl: ssl.SSLContext | None = None
+        self._proxied: dict[Origin, bool] = {}  # the environment is fixed for a worker's life
+        self._requests: HttpTransport | None = None  # type: ignore[type-arg]
         self.connections_opened = 0
         # A store nobody closed (a worker's whole life, in Azure) still closes its sockets when
         # it is collected or the interpreter exits, rather than leaving it to ResourceWarnings.
@@ -105,6 +107,8 @@ class HttpClientTransport(HttpTransport):  # type: ignore[type-arg]
 
     def close(self) -> None:
         _close_idle(self._idle, self._lock)
+        if self._requests is not None:
+            self._requests.close()
 
     def __enter__(self) -> HttpClientTransport:
         return self
@@ -122,6 +126,8 @@ class HttpClientTransport(HttpTransport):  # type: ignore[type-arg]
         if scheme not in ("http", "https") or not parts.hostname:
             raise ServiceRequestError(f"cannot send to {request.url!r}")
         origin: Origin = (scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80))
+        if self._through_proxy(origin, request.url):
+            return self._requests_transport().send(request, **kwargs)
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
@@ -154,6 +160,22 @@ class HttpClientTransport(HttpTransport):  # type: ignore[type-arg]
                 self._release(origin, connection)
             return _Response(request=request, internal_response=internal, body=data)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- proxies ------------------------------------------------------------------------------
+
+    def _through_proxy(self, origin: Origin, url: str) -> bool:
+        known = self._proxied.get(origin)
+        if known is None:
+            known = self._proxied[origin] = proxied(url)
+        return known
+
+    def _requests_transport(self) -> HttpTransport:  # type: ignore[type-arg]
+        with self._lock:
+            if self._requests is None:
+                from azure.core.pipeline.transport import RequestsTransport
+
+                self._requests = RequestsTransport()
+            return self._requests
 
     # --- connections --------------------------------------------------------------------------
 
@@ -212,13 +234,13 @@ class HttpClientTransport(HttpTransport):  # type: ignore[type-arg]
         method: str,
         target: str,
         body: bytes | None,
-        headers: Mapping[str, str],
+        headers: dict[str, str],
         read_timeout: float,
     ) -> tuple[http.client.HTTPResponse, bytes]:
         """One request and its whole answer. Failures before any byte of the answer are
         :class:`_Retryable` (the caller decides); later ones are ServiceResponseError."""
         try:
-            connection.request(method, target, body=body, headers=dict(headers))
+            connection.request(method, target, body=body, headers=headers)
         except TimeoutError as exc:
             raise ServiceRequestTimeoutError(f"sending: {exc}", error=exc) from exc
         except _RESET as exc:
@@ -266,10 +288,11 @@ def _alive(connection: http.client.HTTPConnection) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller = select.poll()  # not select.select: that refuses descriptors above 1023
+        poller.register(sock, select.POLLIN)
+        return not poller.poll(0)
     except (OSError, ValueError):
         return False
-    return not readable
 
 
 def _body(request: Any) -> bytes | None:

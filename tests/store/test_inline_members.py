@@ -16,6 +16,7 @@ from azure.data.tables import UpdateMode
 
 from scim_core.store import INLINE_MEMBERS, Member, MemberChange, Store, Stored
 from scim_core.table import TableStore, encode_key
+from tests.store.test_contract import make_user
 
 
 def _group(store: Store, members: list[Member] | None = None) -> Stored:
@@ -25,10 +26,7 @@ def _group(store: Store, members: list[Member] | None = None) -> Stored:
 
 
 def _user(store: Store) -> str:
-    uid = str(uuid.uuid4())
-    doc = {"id": uid, "userName": f"{uid}@x.com", "meta": {"resourceType": "User"}}
-    store.create("User", doc, {"userName": f"{uid}@x.com"})
-    return uid
+    return make_user(store, f"{uuid.uuid4()}@x.com")
 
 
 def _change(store: Store, gid: str, change: MemberChange) -> Stored:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from devhost.azurite import Azurite
 from scim_core.errors import NotFound
 from scim_core.store import Member, MemberChange
 from scim_core.table import TableStore
+from tests.store.test_contract import user
 
 
 @pytest.fixture
@@ -28,10 +30,8 @@ def fresh(azurite: Azurite) -> Iterator[TableStore]:
     store.close()
 
 
-def _user(n: int) -> tuple[dict[str, object], dict[str, str | None]]:
-    uid = str(uuid.uuid4())
-    doc = {"id": uid, "userName": f"u{n}@x.com", "externalId": f"e{n}", "meta": {}}
-    return doc, {"userName": f"u{n}@x.com", "externalId": f"e{n}"}
+def _user(n: int) -> tuple[dict[str, Any], dict[str, str | None]]:
+    return user(f"u{n}@x.com", f"e{n}")
 
 
 def _existing(store: TableStore) -> set[str]:

@@ -365,3 +365,18 @@ def test_https_checks_the_host_name(tmp_path, serve, transport, monkeypatch) -> 
     assert transport.send(HttpRequest("GET", f"https://localhost:{server.port}/t")).json()
     with HttpClientTransport() as other, pytest.raises(ServiceRequestError, match="mismatch"):
         other.send(HttpRequest("GET", f"https://127.0.0.1:{server.port}/t"))
+
+
+def test_an_origin_behind_a_proxy_goes_through_requests(serve, transport, monkeypatch) -> None:
+    """The environment's proxy applies to storage.invalid: the request reaches the proxy (here
+    the loopback server) in proxy form, with the absolute URL, through azure-core's requests
+    transport; nothing resolves or contacts storage.invalid."""
+    seen: list[bytes] = []
+    proxy = serve(keep_alive(seen))
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    response = transport.send(HttpRequest("GET", "http://storage.invalid:10002/acct/t"))
+    assert response.status_code == 200
+    assert response.json()["path"] == "http://storage.invalid:10002/acct/t"
+    assert transport.connections_opened == 0  # no http.client connection of its own
