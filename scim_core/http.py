@@ -18,6 +18,7 @@ from scim_core.errors import (
     ScimError,
     UnsupportedMediaType,
 )
+from scim_core.payload import decode
 
 SCIM_CONTENT_TYPE = "application/scim+json"
 #: Largest request body accepted (announced as bulk ``maxPayloadSize``). A stored document is
@@ -57,15 +58,19 @@ def parse_json(req: ScimRequest) -> Any:
         raise PayloadTooLarge(f"request body exceeds {MAX_BODY} bytes")
     if not req.body.strip():
         raise InvalidSyntax("the request body is empty")
-    try:
-        return json.loads(req.body)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+    return decode(req.body)
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> ScimResponse:
     out = {"Content-Type": SCIM_CONTENT_TYPE, **(headers or {})}
-    return ScimResponse(status, json.dumps(body, ensure_ascii=False).encode(), out)
+    try:
+        data = json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8 (RFC 3629 §3). Input refuses them (scim_core.payload),
+        # but a record stored before that check must still render: as an ASCII-escaped JSON
+        # text, which is valid JSON (RFC 8259 §7), rather than a 500 on every listing.
+        data = json.dumps(body).encode()
+    return ScimResponse(status, data, out)
 
 
 def error_response(err: ScimError) -> ScimResponse:

@@ -14,6 +14,7 @@ from typing import Any
 from scim_core import discovery
 from scim_core.errors import (
     BadRequest,
+    InvalidFilter,
     InvalidSyntax,
     InvalidValue,
     NotFound,
@@ -21,7 +22,7 @@ from scim_core.errors import (
     PreconditionFailed,
     ScimError,
 )
-from scim_core.filter import parse_filter
+from scim_core.filter import compiled, parse_filter
 from scim_core.http import (
     ScimRequest,
     ScimResponse,
@@ -124,14 +125,34 @@ class ScimService:
         # Root search (RFC 7644 §3.4.3): every resource type, the filter applied to each.
         found: list[tuple[ResourceType, Stored]] = []
         flt = self._parse_filter(query.filter)
+        strict = self._root_strictness(flt, rtypes)
         for rtype in rtypes:
-            found += [(rtype, s) for s in find(self.store, rtype, flt)]
+            found += [(rtype, s) for s in find(self.store, rtype, flt, strict=strict[rtype.name])]
         return json_response(200, self._page(found, query, req.base_url))
 
     def list_resources(self, rtype: ResourceType, query: Query, base_url: str) -> dict[str, Any]:
         flt = self._parse_filter(query.filter)
         found = [(rtype, s) for s in find(self.store, rtype, flt)]
         return self._page(found, query, base_url)
+
+    @staticmethod
+    def _root_strictness(flt: Any, rtypes: list[ResourceType]) -> dict[str, bool]:
+        """A root search's filter may name attributes only some types define (RFC 7644
+        §3.4.3): those types see them as unassigned. An attribute no type defines is still
+        ``invalidFilter``."""
+        strict: dict[str, bool] = {}
+        first: InvalidFilter | None = None
+        for rtype in rtypes:
+            try:
+                if flt is not None:
+                    compiled(flt, rtype)
+                strict[rtype.name] = True
+            except InvalidFilter as exc:
+                first = first or exc
+                strict[rtype.name] = False
+        if first is not None and not any(strict.values()):
+            raise first
+        return strict
 
     @staticmethod
     def _parse_filter(text: str | None) -> Any:

@@ -17,16 +17,24 @@ Interop bends (each is also marked where it happens):
 * A path without a URN that is not a core or common attribute is looked up in the extension
   schemas, in order: Entra sends bare ``manager eq "m"`` for the enterprise ``manager``.
 
-Semantics chosen where the RFC is silent: an attribute path the resource type does not define is
-treated as *unassigned* (``eq``/``co``/``pr``... match nothing, ``ne`` matches everything), like a
-defined attribute without a value; only syntax errors and operator/type combinations the RFC
-forbids (``gt``/``ge``/``lt``/``le`` on boolean or binary, an unparseable dateTime operand, a
-value filter on a non-complex attribute) raise :class:`InvalidFilter`. ``ne`` is the negation of
-``eq`` (so ``emails.type ne "work"`` means no email is of type work). ``eq null`` means "not
-present" and ``ne null`` "present" (RFC 7643 §2.5: null and unassigned are equivalent).
+Semantics: an attribute path the resource type does not define is ``invalidFilter`` (RFC 7644
+§3.4.2.2), except in a root search (§3.4.3) for the types that lack an attribute another type
+defines, where it is *unassigned* (``eq``/``co``/``pr``... match nothing, ``ne`` matches
+everything), like a defined attribute without a value. Syntax errors and operator/type
+combinations the RFC forbids (``gt``/``ge``/``lt``/``le`` on boolean or binary, an unparseable
+dateTime operand, a value filter on a non-complex attribute) raise :class:`InvalidFilter`.
+``ne`` is the negation of ``eq`` (so ``emails.type ne "work"`` means no email is of type work).
+``eq null`` means "not present" and ``ne null`` "present" (RFC 7643 §2.5: null and unassigned
+are equivalent).
 """
 
-from scim_core.filter.matcher import Matcher, compile_filter, compile_value_filter, matches
+from scim_core.filter.matcher import (
+    Matcher,
+    compile_filter,
+    compile_value_filter,
+    compiled,
+    matches,
+)
 from scim_core.filter.nodes import (
     COMPARE_OPS,
     MAX_DEPTH,
@@ -61,6 +69,7 @@ __all__ = [
     "ValuePath",
     "compile_filter",
     "compile_value_filter",
+    "compiled",
     "matches",
     "parse_filter",
     "parse_path",

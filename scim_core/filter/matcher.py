@@ -154,14 +154,29 @@ def _never(_: Any) -> bool:
 class _Scope:
     """Resolves attribute paths to getters: over a resource, or within one complex value."""
 
-    def __init__(self, rtype: ResourceType, parent: Attribute | None = None) -> None:
-        self.rtype, self.parent = rtype, parent
+    def __init__(
+        self, rtype: ResourceType, parent: Attribute | None = None, strict: bool = True
+    ) -> None:
+        self.rtype, self.parent, self.strict = rtype, parent, strict
+
+    def _undefined(self, path: AttrPath) -> tuple[_Getter, Attribute | None]:
+        """A path no schema of the resource type defines: RFC 7644 §3.4.2.2 makes a filter
+        over an unknown attribute an ``invalidFilter`` error (``PartitionKey ne ""`` must not
+        quietly match every user). Lenient scopes (a root search over types of which only some
+        define it, §3.4.3) treat it as unassigned."""
+        if self.strict:
+            where = f"{self.parent.name!r} of " if self.parent is not None else ""
+            raise InvalidFilter(
+                f"{str(path)!r} is not an attribute of {where}{self.rtype.name} resources "
+                "(RFC 7644 §3.4.2.2)"
+            )
+        return (lambda d: []), None
 
     def resolve(self, path: AttrPath, compare: bool) -> tuple[_Getter, Attribute | None]:
         if self.parent is not None:
             sub = self.parent.sub(path.name)
-            if sub is None:
-                return (lambda d: []), None
+            if sub is None or path.sub is not None or path.urn is not None:
+                return self._undefined(path)
             return (lambda d: _values(_get(d, sub.name), None)), sub
         rt = self.rtype
         if path.urn is None and path.sub is None and path.name.lower() == "schemas":
@@ -173,7 +188,7 @@ class _Scope:
                 (r for s, _ in rt.extensions if (r := rt.resolve(s.id, path.name, path.sub))), None
             )
         if found is None:
-            return (lambda d: []), None  # undefined: behaves as unassigned (module docstring)
+            return self._undefined(path)
         attr, target = found.attribute, found.target
         sub_name = found.sub.name if found.sub else None
         if compare and sub_name is None and attr.is_complex and (v := attr.sub("value")):
@@ -216,7 +231,7 @@ class _Scope:
                 return _never
             if not attr.is_complex or f.path.sub:
                 raise InvalidFilter(f"'{f.path}[...]' needs a complex attribute")
-            inner = _Scope(self.rtype, attr).compile(f.filter)
+            inner = _Scope(self.rtype, attr, self.strict).compile(f.filter)
             return lambda d: any(inner(x) for x in get(d) if isinstance(x, dict))
         get, target = self.resolve(f.path, compare=True)
         if f.value is None:  # RFC 7643 §2.5: null is unassigned; only eq/ne can test for it
@@ -230,10 +245,11 @@ class _Scope:
         return lambda d: any(map(test, get(d)))
 
 
-def compile_filter(f: Filter, rtype: ResourceType) -> Matcher:
-    """A predicate over resource documents of ``rtype``; raises :class:`InvalidFilter` for
-    operator/type combinations the RFC forbids. Compile once, apply to many resources."""
-    return _Scope(rtype).compile(f)
+def compile_filter(f: Filter, rtype: ResourceType, *, strict: bool = True) -> Matcher:
+    """A predicate over resource documents of ``rtype``; raises :class:`InvalidFilter` for an
+    attribute ``rtype`` does not define (unless not ``strict``) and for operator/type
+    combinations the RFC forbids. Compile once, apply to many resources."""
+    return _Scope(rtype, strict=strict).compile(f)
 
 
 def compile_value_filter(f: Filter, attr: Attribute, rtype: ResourceType) -> Matcher:
@@ -244,15 +260,24 @@ def compile_value_filter(f: Filter, attr: Attribute, rtype: ResourceType) -> Mat
 
 
 # Keyed by identity, not equality: Compare(p, "eq", 1) == Compare(p, "eq", True) in Python.
-_CACHE: dict[tuple[int, int], tuple[Filter, ResourceType, Matcher]] = {}
+_CACHE: dict[tuple[int, int, bool], tuple[Filter, ResourceType, Matcher]] = {}
 
 
-def matches(f: Filter, resource: Mapping[str, Any], rtype: ResourceType) -> bool:
-    """Whether ``resource`` matches ``f``. The compiled form of the last filters seen is cached,
-    so looping over resources with one parsed filter compiles it once."""
-    hit = _CACHE.get((id(f), id(rtype)))
+def compiled(f: Filter, rtype: ResourceType, *, strict: bool = True) -> Matcher:
+    """``compile_filter`` through a cache of the last filters seen, so looping over resources
+    with one parsed filter compiles it once (and checking a filter up front costs nothing
+    later)."""
+    key = (id(f), id(rtype), strict)
+    hit = _CACHE.get(key)
     if hit is None or hit[0] is not f or hit[1] is not rtype:
         if len(_CACHE) >= 64:
             _CACHE.clear()
-        hit = _CACHE[id(f), id(rtype)] = (f, rtype, compile_filter(f, rtype))
-    return hit[2](resource)
+        hit = _CACHE[key] = (f, rtype, compile_filter(f, rtype, strict=strict))
+    return hit[2]
+
+
+def matches(
+    f: Filter, resource: Mapping[str, Any], rtype: ResourceType, *, strict: bool = True
+) -> bool:
+    """Whether ``resource`` matches ``f`` (compiled once per filter, :func:`compiled`)."""
+    return compiled(f, rtype, strict=strict)(resource)
