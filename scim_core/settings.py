@@ -53,6 +53,8 @@ class Settings:
     tables_endpoint: str | None = _setting("TABLES_ENDPOINT")
     """``https://<account>.table.core.windows.net`` used with managed identity in Azure."""
     azure_client_id: str | None = _setting("AZURE_CLIENT_ID")
+    storage_timeout: str = _setting("STORAGE_TIMEOUT_SECONDS", "5")
+    """Bound on one storage call, retries included; past it a request answers 503."""
     """Client id of the user-assigned managed identity (tables, Key Vault, Graph)."""
 
     # --- Graph enrichment ------------------------------------------------------------------

@@ -22,11 +22,29 @@ def build_store(settings: Settings) -> Store:
         # Locally (Azurite) nothing else creates the tables (in Azure, Bicep does): the first
         # write that finds them missing creates them.
         return TableStore.from_connection_string(
-            settings.tables_connection_string, tables_on_demand=True
+            settings.tables_connection_string,
+            tables_on_demand=True,
+            storage_timeout=_seconds(settings.storage_timeout),
         )
     if settings.tables_endpoint:
-        return TableStore.from_managed_identity(settings.tables_endpoint, settings.azure_client_id)
+        return TableStore.from_managed_identity(
+            settings.tables_endpoint,
+            settings.azure_client_id,
+            storage_timeout=_seconds(settings.storage_timeout),
+        )
     raise ConfigurationError("set TABLES_CONNECTION_STRING (local) or TABLES_ENDPOINT (Azure)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 120:
+        raise ConfigurationError(
+            f"STORAGE_TIMEOUT_SECONDS must be a number of seconds in (0, 120], not {text!r}"
+        )
+    return value
 
 
 def build_router(settings: Settings) -> Router:

@@ -187,6 +187,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'AZURE_CLIENT_ID'
           value: identityClientId
         }
+        {
+          name: 'STORAGE_TIMEOUT_SECONDS'
+          value: '5'
+        }
         // --- Graph enrichment ---
         {
           name: 'SYNC_SCHEDULE'

@@ -120,7 +120,7 @@ class TableStore:
         **kwargs: Any,
     ) -> TableStore:
         counter = RequestCounter()
-        kwargs.setdefault("transport", HttpClientTransport())
+        _bound(kwargs)
         service = TableServiceClient.from_connection_string(
             conn_str, raw_request_hook=counter, **kwargs
         )
@@ -133,18 +133,21 @@ class TableStore:
         cls, endpoint: str, credential: TokenCredential, *, table_prefix: str = "", **kwargs: Any
     ) -> TableStore:
         counter = RequestCounter()
-        kwargs.setdefault("transport", HttpClientTransport())
+        _bound(kwargs)
         service = TableServiceClient(
             endpoint, credential=credential, raw_request_hook=counter, **kwargs
         )
         return cls(service, table_prefix=table_prefix, counter=counter)
 
     @classmethod
-    def from_managed_identity(cls, endpoint: str, client_id: str | None = None) -> TableStore:
+    def from_managed_identity(
+        cls, endpoint: str, client_id: str | None = None, **kwargs: Any
+    ) -> TableStore:
         """Azure: the Function App's managed identity (user-assigned when ``client_id`` is set)."""
         from azure.identity import ManagedIdentityCredential  # only Azure needs azure-identity
 
-        return cls.from_endpoint(endpoint, ManagedIdentityCredential(client_id=client_id))
+        credential = ManagedIdentityCredential(client_id=client_id)
+        return cls.from_endpoint(endpoint, credential, **kwargs)
 
     @property
     def request_count(self) -> int:
@@ -487,3 +490,25 @@ class TableStore:
 
 def _listed(inline: Inline) -> list[Member] | None:
     return inline if isinstance(inline, list) else None
+
+
+#: Default bound on one storage call, retries included (seconds): well under Entra's request
+#: timeout, so a storage outage is answered 503 + Retry-After while Entra still listens.
+DEFAULT_TIMEOUT = 5.0
+
+
+def _bound(kwargs: dict[str, Any]) -> None:
+    """Bounds every storage call by ``storage_timeout`` (seconds): each attempt's connect and
+    read, and the retry policy's total (azure-core's RetryPolicy ``timeout`` ends the retries
+    when it has elapsed and shortens the last attempt to what is left), so retries never
+    multiply the bound. A storage process that accepts connections and never answers then
+    costs one bounded wait, answered 503 (``scim_core.store.errors.translated``)."""
+    limit = float(kwargs.pop("storage_timeout", DEFAULT_TIMEOUT))
+    # The SDK applies connection_timeout/read_timeout only to a transport it builds itself.
+    kwargs.setdefault(
+        "transport", HttpClientTransport(connection_timeout=limit, read_timeout=limit)
+    )
+    kwargs.setdefault("timeout", limit)
+    # The policy's sleep between tries is not counted against ``timeout`` before it starts:
+    # keep each sleep short enough that tries and sleeps together stay near the bound.
+    kwargs.setdefault("retry_backoff_max", limit / 4)
