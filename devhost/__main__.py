@@ -30,7 +30,8 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -55,9 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args, stop)
     except KeyboardInterrupt:
-        # A signal before the host was serving: what had started has been undone. The shell's
-        # convention for "ended by signal N" is 128 + N.
-        return 128 + (stop.signum or signal.SIGINT)
+        # A signal during a one-off timer run: what had started has been undone.
+        return stop.exit_code
 
 
 def _run(args: argparse.Namespace, stop: _StopSignals) -> int:
@@ -82,11 +82,16 @@ def _run(args: argparse.Namespace, stop: _StopSignals) -> int:
             azurite = resources.enter_context(Azurite(ROOT, state / "azurite"))
             env[STORAGE_SETTING] = azurite.connection_string
             storage_note = f"Azurite {azurite.endpoint}, data in {state / 'azurite'}"
+        if stop.requested:
+            return stop.exit_code  # a signal during start-up: undo what has started
         token, chosen_here = _bearer_token(state)
         env[TOKEN_SETTING] = token
         if args.fire_timer:
-            return _fire_here(args.module, args.fire_timer, env)
+            with stop.interruptible():
+                return _fire_here(args.module, args.fire_timer, env)
         host = resources.enter_context(LocalHost(args.module, port=args.port, env=env))
+        if stop.requested:
+            return stop.exit_code
         key_file = state / KEY_FILE
         _write_owner_only(key_file, host.admin_key)
         resources.callback(key_file.unlink, missing_ok=True)
@@ -197,23 +202,43 @@ def _write_owner_only(path: Path, text: str) -> None:
 class _StopSignals:
     """SIGINT and SIGTERM, handled the same way from the first line of ``main``.
 
-    Before ``wait()`` (start-up, or a one-off ``--fire-timer`` run) the first signal raises
-    KeyboardInterrupt, so the ``with`` blocks undo what has started; Azurite in particular runs in
-    its own session and would otherwise outlive a SIGTERM'd parent with its last writes unsaved.
-    During ``wait()`` it ends the wait. Any later signal is ignored: the shutdown is bounded by
-    its own timeouts, and a second Ctrl-C must not interrupt Azurite while it saves.
+    The first signal only records the request: start-up checks it between steps and unwinds what
+    has started (an exception raised at an arbitrary point could land between Azurite's launch
+    and its registration for stopping, and Azurite runs in its own session, so it would outlive
+    us with its last writes unsaved); ``wait()`` returns. Only around a one-off timer run
+    (``interruptible()``) does it raise KeyboardInterrupt, to cut the run short. Later signals are
+    ignored: the shutdown is bounded by its own timeouts, and a second Ctrl-C must not interrupt
+    Azurite while it saves.
     """
 
     def __init__(self) -> None:
         self._requested = threading.Event()
-        self._waiting = False
+        self._interruptible = False
         self.signum: int | None = None  # the first signal received
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
 
+    @property
+    def requested(self) -> bool:
+        return self._requested.is_set()
+
+    @property
+    def exit_code(self) -> int:
+        # The shell's convention for "ended by signal N".
+        return 128 + (self.signum or signal.SIGINT)
+
     def wait(self) -> None:
-        self._waiting = True
         self._requested.wait()
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        if self.requested:
+            raise KeyboardInterrupt
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._requested.is_set():
@@ -221,7 +246,7 @@ class _StopSignals:
             return
         self.signum = signum
         self._requested.set()
-        if not self._waiting:
+        if self._interruptible:
             raise KeyboardInterrupt
 
 

@@ -346,6 +346,9 @@ class LocalHost:
         if thread is not None:
             thread.join()
         if server is not None:
+            # Refuse new connections now (the OS would otherwise queue them unanswered), then
+            # let the open ones finish what they are doing.
+            server.server_close()
             running = server.connections.drain(drain_timeout)
             if running:
                 log.warning("Stopping with %d request(s) still running", running)
