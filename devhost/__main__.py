@@ -9,6 +9,14 @@ Storage: unless ``TABLES_CONNECTION_STRING`` is already set, Azurite is started 
 ``SCIM_BEARER_TOKEN`` or else is generated once and kept in ``.local/token``, so the value pasted
 into Entra stays valid across restarts. The token is printed once, to the operator's terminal, and
 only when this program chose it; it is never logged.
+
+Stopping: Ctrl-C (SIGINT) and SIGTERM both stop the host gracefully, in this order: no new
+requests, those in progress finish, the app is released, then Azurite is sent SIGINT and waited
+for while it saves its database (``devhost.azurite``). A signal during start-up undoes what has
+started; a second signal while stopping is ignored, so it cannot cut the saving short.
+
+The running host writes a per-run admin key to ``.local/devhost.key`` (owner-only); ``--fire-timer``
+sends it in ``x-functions-key``, and ``POST /admin/functions/<name>`` refuses calls without it.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -33,11 +42,25 @@ from devhost.server import LocalHost, applied_env
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_SETTING = "SCIM_BEARER_TOKEN"
+#: The running host's admin key, under the state directory (``.local/``).
+KEY_FILE = "devhost.key"
 STORAGE_SETTING = "TABLES_CONNECTION_STRING"
+
+
+log = logging.getLogger("devhost")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    stop = _StopSignals()
+    try:
+        return _run(args, stop)
+    except KeyboardInterrupt:
+        # A signal during a one-off timer run: what had started has been undone.
+        return stop.exit_code
+
+
+def _run(args: argparse.Namespace, stop: _StopSignals) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -59,11 +82,19 @@ def main(argv: list[str] | None = None) -> int:
             azurite = resources.enter_context(Azurite(ROOT, state / "azurite"))
             env[STORAGE_SETTING] = azurite.connection_string
             storage_note = f"Azurite {azurite.endpoint}, data in {state / 'azurite'}"
+        if stop.requested:
+            return stop.exit_code  # a signal during start-up: undo what has started
         token, chosen_here = _bearer_token(state)
         env[TOKEN_SETTING] = token
         if args.fire_timer:
-            return _fire_here(args.module, args.fire_timer, env)
+            with stop.interruptible():
+                return _fire_here(args.module, args.fire_timer, env)
         host = resources.enter_context(LocalHost(args.module, port=args.port, env=env))
+        if stop.requested:
+            return stop.exit_code
+        key_file = state / KEY_FILE
+        _write_owner_only(key_file, host.admin_key)
+        resources.callback(key_file.unlink, missing_ok=True)
         url_file = state / "devhost.url"
         url_file.write_text(host.base_url, encoding="utf-8")
         resources.callback(url_file.unlink, missing_ok=True)
@@ -78,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             "Press Ctrl-C to stop.",
             flush=True,
         )
-        _wait_for_stop_signal()
+        stop.wait()
+        log.info("Stopping: finishing requests in progress, then saving Azurite's data")
     return 0
 
 
@@ -129,6 +161,9 @@ def _fire_on_running_host(state: Path, name: str) -> int | None:
     url = f"{url_file.read_text(encoding='utf-8').strip()}/admin/functions/{name}"
     request = urllib.request.Request(url, data=b'{"input": ""}', method="POST")
     request.add_header("Content-Type", "application/json")
+    key_file = state / KEY_FILE
+    if key_file.exists():
+        request.add_header("x-functions-key", key_file.read_text(encoding="utf-8").strip())
     try:
         with urllib.request.urlopen(request, timeout=600) as response:
             print(f"{name} ran on the running host ({response.status})", flush=True)
@@ -156,15 +191,63 @@ def _fire_here(module: str, name: str, env: dict[str, str]) -> int:
     return 0
 
 
-def _wait_for_stop_signal() -> None:
-    stop = threading.Event()
+def _write_owner_only(path: Path, text: str) -> None:
+    """Write ``text`` to a new file only its owner can read (any old file is replaced)."""
+    path.unlink(missing_ok=True)  # O_CREAT keeps an existing file's mode, so start afresh
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text + "\n")
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    stop.wait()
+class _StopSignals:
+    """SIGINT and SIGTERM, handled the same way from the first line of ``main``.
+
+    The first signal only records the request: start-up checks it between steps and unwinds what
+    has started (an exception raised at an arbitrary point could land between Azurite's launch
+    and its registration for stopping, and Azurite runs in its own session, so it would outlive
+    us with its last writes unsaved); ``wait()`` returns. Only around a one-off timer run
+    (``interruptible()``) does it raise KeyboardInterrupt, to cut the run short. Later signals are
+    ignored: the shutdown is bounded by its own timeouts, and a second Ctrl-C must not interrupt
+    Azurite while it saves.
+    """
+
+    def __init__(self) -> None:
+        self._requested = threading.Event()
+        self._interruptible = False
+        self.signum: int | None = None  # the first signal received
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    @property
+    def requested(self) -> bool:
+        return self._requested.is_set()
+
+    @property
+    def exit_code(self) -> int:
+        # The shell's convention for "ended by signal N".
+        return 128 + (self.signum or signal.SIGINT)
+
+    def wait(self) -> None:
+        self._requested.wait()
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        if self.requested:
+            raise KeyboardInterrupt
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._requested.is_set():
+            log.warning("Already stopping; %s ignored", signal.Signals(signum).name)
+            return
+        self.signum = signum
+        self._requested.set()
+        if self._interruptible:
+            raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

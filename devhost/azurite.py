@@ -11,6 +11,7 @@ here may only talk to loopback.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -31,6 +32,10 @@ ACCOUNT_KEY = (
 )
 
 START_TIMEOUT = 30.0
+#: How long stop() waits for Azurite to save its database and exit after SIGINT.
+STOP_TIMEOUT = 15.0
+
+log = logging.getLogger("devhost")
 
 
 class AzuriteError(RuntimeError):
@@ -111,6 +116,12 @@ class Azurite:
                 # A port picked free a moment ago can be taken by a parallel test run: try another.
                 if not (pick_port and "EADDRINUSE" in self.log_tail()):
                     raise
+            except BaseException:
+                # Interrupted while waiting (Ctrl-C, SIGTERM during `make run`'s start-up): the
+                # caller never gets an object to stop, and Azurite runs in its own session, so
+                # it would outlive us.
+                self.stop()
+                raise
         raise AzuriteError(f"Azurite found no free port:\n{self.log_tail()}")
 
     def _launch(self, launcher: Path) -> None:
@@ -179,8 +190,13 @@ class Azurite:
             # then saves its LokiJS database to disk; SIGTERM kills it with recent writes unsaved.
             # It runs in its own session, so a terminal's Ctrl-C never reaches it twice.
             os.killpg(process.pid, signal.SIGINT)
-            process.wait(timeout=15)
+            process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
+            log.warning(
+                "Azurite did not stop within %.0f s of SIGINT: killed; writes it acknowledged "
+                "in its last seconds may be lost",
+                STOP_TIMEOUT,
+            )
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         except ProcessLookupError:

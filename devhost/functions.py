@@ -15,12 +15,18 @@ triggers. What it mirrors from the host and the worker:
 Deliberate differences: no function keys (Core Tools does not check them either; we warn about
 non-anonymous routes), no bindings besides the trigger and the HTTP return, and the admin endpoint
 ``POST /admin/functions/<name>`` runs the timer before answering, so its caller learns whether it
-failed (the real one answers 202 at once).
+failed (the real one answers 202 at once). Unlike Core Tools, which skips the check locally, the
+admin endpoint requires the host's key in ``x-functions-key`` and a JSON body, as Azure requires
+the master key ("Manually run a non HTTP-triggered function",
+https://learn.microsoft.com/azure/azure-functions/functions-manually-run-non-http): a web page
+open in the developer's browser can send a simple cross-site POST to 127.0.0.1, but neither a
+custom header nor a JSON content type without a CORS preflight, which this host never grants.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import importlib
 import inspect
 import json
@@ -31,7 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -42,6 +48,7 @@ from azure.functions import _abc  # the abstract trace/retry context types user 
 from azure.functions.decorators.function_app import Function, FunctionRegister
 from azure.functions.timer import TimerRequest
 
+from devhost.reply import Reply, scim_error
 from devhost.routes import RouteTemplate, RouteTemplateError, with_prefix
 
 log = logging.getLogger("devhost")
@@ -70,13 +77,6 @@ class HttpRoute:
     function: LoadedFunction
     template: RouteTemplate
     methods: frozenset[str] | None  # None: every method
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
 
 
 class _TraceContext(_abc.TraceContext):
@@ -219,7 +219,15 @@ class _EventLoop:
 class FunctionHost:
     """The app's functions, indexed once, and how to invoke them (no network here)."""
 
-    def __init__(self, module: str = "function_app", *, app_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        module: str = "function_app",
+        *,
+        app_dir: Path | None = None,
+        admin_key: str | None = None,
+    ) -> None:
+        # None: the admin endpoint refuses every call.
+        self._admin_key = admin_key.encode() if admin_key else None
         loaded_module = import_app_module(module)
         app = find_app(loaded_module)
         directory = app_dir or Path(loaded_module.__file__ or ".").resolve().parent
@@ -246,7 +254,7 @@ class FunctionHost:
         parts = urlsplit(url)
         admin = RouteTemplate("admin/functions/{name}").match(parts.path)
         if admin is not None and method == "POST":
-            return self._admin_invoke(admin["name"])
+            return self._admin_invoke(admin["name"], headers)
         params: dict[str, str] = {}
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
             # The host joins repeated query keys with a comma (ASP.NET StringValues.ToString()).
@@ -320,15 +328,25 @@ class FunctionHost:
         log.error("Function %s returned %r, not a func.HttpResponse", function.name, type(result))
         return Reply(500)
 
-    def _admin_invoke(self, name: str) -> Reply:
+    def _admin_invoke(self, name: str, headers: Mapping[str, str]) -> Reply:
         # Core Tools' "run a non-HTTP function" endpoint. Names compare case-insensitively there.
+        # The key is checked first, so a caller without it learns nothing, not even which names
+        # are timers; compare_digest takes the same time wherever the first difference is.
+        sent = headers.get("x-functions-key", "").encode("utf-8", "surrogateescape")
+        if self._admin_key is None or not hmac.compare_digest(sent, self._admin_key):
+            return scim_error(
+                401, "admin calls need this host's key in x-functions-key (see --fire-timer)"
+            )
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            return scim_error(415, "admin calls need Content-Type: application/json")
         match = [t for t in self.timer_names if t.casefold() == name.casefold()]
         if not match:
-            return Reply(404)
+            return scim_error(404, f"no timer function of that name; timers: {self.timer_names}")
         try:
             self.fire_timer(match[0])
         except Exception:
-            return Reply(500)
+            return scim_error(500, f"{match[0]} failed; see the host's log")
         return Reply(202)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from pathlib import Path
 
 import azure.functions as func
@@ -13,6 +14,9 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 #: Every TimerRequest ``graph_sync`` received in this process.
 TIMER_CALLS: list[func.TimerRequest] = []
+#: ``slow`` sets the first when it starts and answers once a test sets the second.
+SLOW_STARTED = threading.Event()
+SLOW_RELEASE = threading.Event()
 
 
 def _echo(req: func.HttpRequest, **extra: object) -> func.HttpResponse:
@@ -77,6 +81,13 @@ def with_context(req: func.HttpRequest, context: func.Context) -> func.HttpRespo
 async def async_route(req: func.HttpRequest) -> func.HttpResponse:
     await asyncio.sleep(0)
     return func.HttpResponse(f"loop {id(asyncio.get_running_loop())}")
+
+
+@app.route(route="slow")
+def slow(req: func.HttpRequest) -> func.HttpResponse:
+    SLOW_STARTED.set()
+    released = SLOW_RELEASE.wait(timeout=30)
+    return func.HttpResponse(f"released={released}")
 
 
 @app.route(route="boom")

@@ -239,11 +239,73 @@ def test_fire_timer_refuses_what_is_not_a_timer(host: LocalHost, name: str) -> N
 def test_the_admin_endpoint_runs_a_timer(
     host: LocalHost, name: str, status: int, calls: int
 ) -> None:
-    """Core Tools' ``POST /admin/functions/<name>``, which ``make sync`` uses on a running host."""
+    """Core Tools' ``POST /admin/functions/<name>``, which ``make sync`` uses on a running host,
+    with the host's key in ``x-functions-key`` as Azure requires the master key."""
     url = f"{host.base_url}/admin/functions/{name}"
-    response = requests.post(url, json={"input": ""}, timeout=10)
+    headers = {"x-functions-key": host.admin_key}
+    response = requests.post(url, json={"input": ""}, headers=headers, timeout=10)
     assert response.status_code == status
     assert len(sample_app.TIMER_CALLS) == calls
+
+
+def _scim_error(response: requests.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/scim+json"
+    body = response.json()
+    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert body["status"] == str(status)
+    detail: str = body["detail"]
+    return detail
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({}, b'{"input": ""}'),
+        ({"x-functions-key": ""}, b'{"input": ""}'),
+        ({"x-functions-key": "wrong"}, b'{"input": ""}'),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"input="),
+        ({"Content-Type": "text/plain"}, b'{"input": ""}'),
+    ],
+    ids=["no-key", "empty-key", "wrong-key", "html-form-post", "text-plain-post"],
+)
+def test_the_admin_endpoint_refuses_a_call_without_the_key(
+    host: LocalHost, headers: dict[str, str], body: bytes
+) -> None:
+    """A page in the developer's browser can POST cross-site to 127.0.0.1 (a form, or fetch with
+    a simple content type) but cannot add ``x-functions-key`` without a CORS preflight, which the
+    host never grants: without the per-run key the timer does not run (issue 11, item 17)."""
+    sent = {"Content-Type": "application/json", **headers}
+    url = f"{host.base_url}/admin/functions/graph_sync"
+    response = requests.post(url, data=body, headers=sent, timeout=10)
+    assert "x-functions-key" in _scim_error(response, 401)
+    assert sample_app.TIMER_CALLS == []
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", ""], ids=str
+)
+def test_the_admin_endpoint_needs_a_json_body_even_with_the_key(
+    host: LocalHost, content_type: str
+) -> None:
+    """Azure's admin API takes ``Content-Type: application/json``; a simple-request content type
+    is refused, so even a leaked key is not usable from a cross-site form."""
+    headers = {"x-functions-key": host.admin_key, "Content-Type": content_type}
+    url = f"{host.base_url}/admin/functions/graph_sync"
+    response = requests.post(url, data=b'{"input": ""}', headers=headers, timeout=10)
+    _scim_error(response, 415)
+    assert sample_app.TIMER_CALLS == []
+
+
+def test_each_host_has_its_own_admin_key(tmp_path: Path) -> None:
+    with LocalHost(SAMPLE, app_dir=tmp_path) as first:
+        key = first.admin_key
+    with LocalHost(SAMPLE, app_dir=tmp_path) as second:
+        assert len(second.admin_key) >= 40
+        assert second.admin_key != key
+        url = f"{second.base_url}/admin/functions/graph_sync"
+        stale = requests.post(url, json={}, headers={"x-functions-key": key}, timeout=10)
+        assert stale.status_code == 401
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -374,11 +436,17 @@ def test_the_cli_serves_fires_timers_on_the_running_host_and_stops_on_sigterm(
         )
         assert fire.returncode == 0, fire.stderr
         assert mark.read_text(encoding="utf-8") == "past_due=False"
+        # The per-run admin key --fire-timer sent: owner-only, and required.
+        key_file = tmp_path / "devhost.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        keyless = requests.post(f"{base_url}/admin/functions/graph_sync", json={}, timeout=10)
+        assert keyless.status_code == 401
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert not (tmp_path / "devhost.url").exists()
+    assert not (tmp_path / "devhost.key").exists()
     assert token not in out + err  # a token the operator set is never echoed
 
 
