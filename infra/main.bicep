@@ -64,7 +64,7 @@ param storageSkuName string = 'Standard_LRS'
 @maxValue(730)
 param logRetentionInDays int = 30
 
-@description('Also accept Entra\'s own provisioning token ("blank Secret Token" mode) from entraTenantId (SCIM_ENTRA_TENANT_ID).')
+@description('TEST ONLY, default off: also accept Entra\'s own provisioning token ("blank Secret Token" mode) from entraTenantId (app setting SCIM_TEST_ONLY_ENTRA_TENANT_ID). Any enterprise app of that tenant can obtain such a token; Microsoft says it is for testing only.')
 param acceptEntraProvisioningToken bool = false
 
 @description('OAuth mode: issuer a bearer JWT must carry (SCIM_JWT_ISSUER). Empty: off.')

@@ -175,7 +175,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           value: jwksUrl
         }
         {
-          name: 'SCIM_ENTRA_TENANT_ID'
+          name: 'SCIM_TEST_ONLY_ENTRA_TENANT_ID'
           value: entraProvisioningTenantId
         }
         // --- storage ---
