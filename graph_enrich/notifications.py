@@ -2,8 +2,10 @@
 
 Microsoft Learn, "Receive change notifications through webhooks":
 - validation: Graph POSTs ``?validationToken=<token>``; answer within 10 s with ``200``,
-  ``text/plain`` and the URL-decoded token as the body (escaping is advised: the body goes out
-  as text/plain with ``nosniff``, so a browser never renders it);
+  ``text/plain`` and the URL-decoded token as the body. The page advises escaping the token
+  before echoing it: the echo is a reflection of caller-chosen text, so besides text/plain and
+  ``nosniff`` it is HTML-escaped and a token with control characters (CR/LF, NUL ...) is refused.
+  Graph's own tokens are plain printable text, which escaping leaves unchanged;
 - notifications: answer 2xx within 3 seconds or Graph retries and eventually throttles the
   endpoint; "if your service can take more than 3 seconds ... persist the notification, return
   202 - Accepted, then process"; "validate the clientState property".
@@ -22,6 +24,7 @@ is recycled mid-run the timer's next run (which also sees the request) finishes 
 from __future__ import annotations
 
 import hmac
+import html
 import json
 import logging
 import threading
@@ -33,7 +36,7 @@ from typing import Any
 from graph_enrich.budget import NOTIFIED_BUDGET_SECONDS
 from graph_enrich.state import NOTIFICATIONS, SUBSCRIPTION, iso, update_state, utc_now
 from scim_core.errors import ScimError
-from scim_core.settings import Settings
+from scim_core.settings import UNRESOLVED_KEY_VAULT_REFERENCE, Settings
 from scim_core.store import Store
 
 log = logging.getLogger("graph_enrich")
@@ -71,12 +74,21 @@ def receive(
     expected = settings.graph_client_state
     if not expected:
         return WebhookResponse(404, b"change notifications are not configured")
+    if expected.startswith(UNRESOLVED_KEY_VAULT_REFERENCE):
+        # GRAPH_CLIENT_STATE is a Key Vault reference the platform could not resolve: its text
+        # is guessable, so it must never be accepted as the clientState. 503: Graph retries.
+        log.warning("graph webhook: GRAPH_CLIENT_STATE is an unresolved Key Vault reference")
+        return WebhookResponse(503, b"change notifications are not available")
     token = req.query.get("validationToken")
     if token is not None:
         if len(token) > MAX_TOKEN:
             return WebhookResponse(400, b"validation token too long")
+        if not token.isprintable():
+            return WebhookResponse(400, b"validation token holds control characters")
         return WebhookResponse(
-            200, token.encode("utf-8"), headers={"X-Content-Type-Options": "nosniff"}
+            200,
+            html.escape(token, quote=True).encode("utf-8"),
+            headers={"X-Content-Type-Options": "nosniff"},
         )
     if len(req.body) > MAX_BODY:
         return WebhookResponse(413, b"notification too large")

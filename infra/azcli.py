@@ -93,9 +93,11 @@ class AzureCli:
             raise AzError(argv, code, stderr)
         return stdout.strip()
 
-    def run_json(self, command: str, *, placeholder: object = None, **values: str) -> Any:
-        """Run an ARM command with ``--output json`` and decode its stdout."""
-        text = self.run(f"{command} --output json", arm=True, placeholder="", **values)
+    def run_json(
+        self, command: str, *, arm: bool = True, placeholder: object = None, **values: str
+    ) -> Any:
+        """Run a command with ``--output json`` and decode its stdout (``arm``: as in run)."""
+        text = self.run(f"{command} --output json", arm=arm, placeholder="", **values)
         if self.dry_run:
             return placeholder
         return json.loads(text) if text else None

@@ -6,6 +6,7 @@
     python -m infra.deploy graph-permissions CUSTOMER [--group-members] [--dry-run]
     python -m infra.deploy teardown CUSTOMER [--yes] [--dry-run]
     python -m infra.deploy ensure-token CUSTOMER [--resource-group RG]   (azd postprovision hook)
+    python -m infra.deploy check-name NAME                            (azd preprovision hook)
 
 Each customer has ``infra/customers/CUSTOMER.bicepparam`` and its own resource group
 (``rg-scim-CUSTOMER`` unless ``--resource-group`` says otherwise). ``--dry-run`` prints every
@@ -26,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import package, smoke
+from . import package, permissions, smoke
 from .azcli import GENERATED, AzError, AzureCli
 
 INFRA = Path(__file__).resolve().parent
@@ -39,11 +40,36 @@ CUSTOMERS = INFRA / "customers"
 MAIN_DEPLOYMENT = "scim-main"
 GRAPH_DEPLOYMENT = "scim-graph-permissions"
 
-#: Key Vault secret names; they match the primarySecretName/secondarySecretName vars of main.bicep.
+#: Key Vault secret names; they match the primarySecretName/secondarySecretName/
+#: graphClientStateSecretName vars of main.bicep.
 PRIMARY_SECRET = "scim-bearer-token"
 SECONDARY_SECRET = "scim-bearer-token-secondary"
+GRAPH_CLIENT_STATE_SECRET = "graph-client-state"
 
-CUSTOMER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,18}[a-z0-9])?$")
+#: What graph-permissions does in Azure besides Microsoft Graph: it lists the resource group's
+#: resources and creates a deployment there. "To deploy a Bicep file, you need ... access to all
+#: operations on the Microsoft.Resources/deployments resource type" (Microsoft Learn,
+#: "Permissions and privileges to deploy Microsoft Graph Bicep templates",
+#: https://learn.microsoft.com/graph/templates/concept-permissions-and-privileges).
+GRAPH_PERMISSIONS_ACTIONS = (
+    "Microsoft.Resources/subscriptions/resourceGroups/resources/read",
+    "Microsoft.Web/sites/read",
+    "Microsoft.Resources/deployments/read",
+    "Microsoft.Resources/deployments/write",
+    "Microsoft.Resources/deployments/validate/action",
+)
+
+#: What teardown does: delete the resource group (resource-group scope) and purge the
+#: soft-deleted vault, which then lives under the subscription, not the group. "Purge ...
+#: Microsoft.KeyVault/locations/deletedVaults/purge/action" (Microsoft Learn, "Azure Key Vault
+#: soft-delete overview", Permissions required,
+#: https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview). Owner or
+#: Contributor on the subscription hold it; Key Vault Contributor excludes it (NotActions), and
+#: Owner on a pre-created resource group does not reach the subscription scope.
+TEARDOWN_GROUP_ACTIONS = ("Microsoft.Resources/subscriptions/resourceGroups/delete",)
+TEARDOWN_PURGE_ACTIONS = ("Microsoft.KeyVault/locations/deletedVaults/purge/action",)
+
+CUSTOMER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,18}[a-z0-9]$")  # 2-20, as main.bicep
 
 
 def new_token(az: AzureCli) -> str:
@@ -161,7 +187,14 @@ def ensure_tokens(az: AzureCli, instance: Instance) -> tuple[str | None, bool]:
         az.set_secret(instance.key_vault, PRIMARY_SECRET, token, role="primary")
     if SECONDARY_SECRET not in names:
         az.set_secret(instance.key_vault, SECONDARY_SECRET, new_token(az), role="disabled")
-    return token, token is not None or SECONDARY_SECRET not in names
+    if GRAPH_CLIENT_STATE_SECRET not in names:
+        # The clientState Graph echoes in change notifications: a random value only the app and
+        # Graph see. Like the secondary slot, it must exist before the app resolves its reference.
+        az.set_secret(
+            instance.key_vault, GRAPH_CLIENT_STATE_SECRET, new_token(az), role="client-state"
+        )
+    created = {PRIMARY_SECRET, SECONDARY_SECRET, GRAPH_CLIENT_STATE_SECRET} - set(names)
+    return token, bool(created)
 
 
 def show_credentials(az: AzureCli, tenant_url: str, token: str | None) -> None:
@@ -212,14 +245,20 @@ def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
         location=args.location,
         customer=args.customer,
     )
+    # No --template-file: the .bicepparam's `using` line names main.bicep, and the Azure CLI
+    # refuses both together ("Only a .bicep file is allowed with a .bicepparam file"; Azure CLI
+    # 2.53.0+ with Bicep CLI 0.22.X+, Microsoft Learn, "Deploy Bicep files with the Azure CLI",
+    # https://learn.microsoft.com/azure/azure-resource-manager/bicep/deploy-cli#bicep-parameters-files).
+    # The second --parameters adds inline overrides, which the CLI hands to `bicep build-params`
+    # in BICEP_PARAMETERS_OVERRIDES: Bicep CLI 0.22.6 or newer. Overridden parameters need
+    # defaults in main.bicep (the CLI builds the file once without the overrides first).
     outputs = az.run_json(
         "deployment group create --resource-group {rg} --name {deployment}"
-        " --template-file {template} --parameters {params}"
+        " --parameters {params}"
         " --parameters entraTenantId={tenant} deployerPrincipalId={deployer}"
         " deployerPrincipalType={deployer_type} --query properties.outputs",
         rg=resource_group,
         deployment=MAIN_DEPLOYMENT,
-        template=str(MAIN_TEMPLATE),
         params=str(params),
         tenant=args.tenant_id,
         deployer=deployer,
@@ -262,9 +301,17 @@ def publish(az: AzureCli, customer: str, instance: Instance) -> None:
     with tempfile.TemporaryDirectory(prefix=f"scim-{customer}-") as build_dir:
         build_path = Path("<build dir>") if az.dry_run else Path(build_dir)
         archive = package.build(az, ROOT, build_path, f"scim-{customer}")
+        # --build-remote false, on purpose: the zip already holds the Linux wheels that were built
+        # and tested here, and that package is what must run. On Flex Consumption the Azure CLI
+        # turns a remote build on for Python unless told otherwise (it sends RemoteBuild=true when
+        # --build-remote is omitted), and Microsoft recommends remote build for Python there
+        # (Microsoft Learn, "Create and manage function apps in the Flex Consumption plan",
+        # Deploy your code project); a remote build would reinstall requirements.txt from PyPI.
+        # The flag: Microsoft Learn, "az functionapp deployment source config-zip",
+        # --build-remote {false, true}. azd (azure.yaml) does build remotely; docs/deploy.md.
         az.run(
             "functionapp deployment source config-zip --resource-group {rg} --name {app}"
-            " --src {zip} --output none",
+            " --src {zip} --build-remote false --output none",
             rg=instance.resource_group,
             app=instance.function_app,
             zip=str(archive),
@@ -305,10 +352,22 @@ def cmd_rotate_token(az: AzureCli, args: argparse.Namespace) -> None:
 
 
 def cmd_graph_permissions(az: AzureCli, args: argparse.Namespace) -> None:
-    instance = find_instance(az, resource_group_for(args))
+    resource_group = resource_group_for(args)
     az.echo(
-        "Needs an Entra Privileged Role Administrator (app role assignments on Microsoft Graph)."
+        "Needs an Entra Privileged Role Administrator (app role assignments on Microsoft Graph)"
+        f" and an Azure role on {resource_group} that reads its resources and creates"
+        " deployments (Contributor, or a custom role with Microsoft.Resources/deployments/*)."
     )
+    permissions.require(
+        az,
+        f"/subscriptions/{permissions.subscription_id(az)}/resourceGroups/{resource_group}",
+        GRAPH_PERMISSIONS_ACTIONS,
+        "graph-permissions lists the instance's resources and creates a deployment in its "
+        "resource group, so besides the Entra role it needs an Azure role there: Contributor "
+        "(or a custom role with Microsoft.Resources/deployments/* and read access) on "
+        f"{resource_group}. Ask the subscription's Owner to assign it, then run this again.",
+    )
+    instance = find_instance(az, resource_group)
     az.run(
         "deployment group create --resource-group {rg} --name {deployment}"
         " --template-file {template} --parameters managedIdentityName={identity}"
@@ -331,21 +390,63 @@ def cmd_teardown(az: AzureCli, args: argparse.Namespace) -> None:
         if answer.strip() != args.customer:
             raise SystemExit("Not confirmed; nothing deleted.")
     instance = find_instance(az, resource_group)
+    # Both checks before anything is deleted: a group deleted without its vault purged leaves a
+    # soft-deleted vault that blocks redeploying the customer under the same names for 7 days.
+    subscription = f"/subscriptions/{permissions.subscription_id(az)}"
+    permissions.require(
+        az,
+        f"{subscription}/resourceGroups/{resource_group}",
+        TEARDOWN_GROUP_ACTIONS,
+        f"teardown deletes {resource_group}: it needs Owner or Contributor on it.",
+    )
+    if not args.keep_vault:
+        permissions.require(
+            az,
+            subscription,
+            TEARDOWN_PURGE_ACTIONS,
+            "teardown purges the soft-deleted Key Vault, which then belongs to the subscription, "
+            "not the resource group: it needs Owner or Contributor on the subscription (or a "
+            "custom role with Microsoft.KeyVault/locations/deletedVaults/purge/action there). "
+            "Owner on the resource group is not enough, and Key Vault Contributor excludes "
+            "purging. Run it as someone who holds that, or pass --keep-vault to delete the "
+            "group only (the vault then stays soft-deleted for 7 days, and redeploying this "
+            "customer into the same resource group needs it recovered or purged first).",
+        )
     az.run("group delete --name {rg} --yes", rg=resource_group)
-    # The vault stays soft-deleted for 7 days and would block a redeploy under the same name.
-    az.run("keyvault purge --name {vault}", vault=instance.key_vault)
+    if args.keep_vault:
+        az.echo(f"Key Vault {instance.key_vault} stays soft-deleted for 7 days (--keep-vault).")
+    else:
+        # The vault stays soft-deleted for 7 days and would block a redeploy under the same name.
+        az.run("keyvault purge --name {vault}", vault=instance.key_vault)
     az.echo(
         f"Deleted {resource_group}. Remove the enterprise app (or its provisioning) in Entra too."
     )
 
 
+def cmd_check_name(az: AzureCli, args: argparse.Namespace) -> None:
+    """azd preprovision hook: the azd environment name becomes customerName, so check it before
+    azd provisions anything (main.bicep cannot: Bicep has no pattern decorator)."""
+    name = args.name
+    if not CUSTOMER_NAME.match(name):
+        raise SystemExit(
+            f"The azd environment name {name!r} becomes customerName, which is part of the "
+            f"storage account, Key Vault and Function App names: {CUSTOMER_NAME_RULE}. "
+            "Create an environment with such a name (azd env new <name>) and select it."
+        )
+    az.echo(f"Customer name {name!r} is valid.")
+
+
 # --- command line ------------------------------------------------------------------------------
+
+CUSTOMER_NAME_RULE = (
+    "2-20 lowercase letters, digits and inner hyphens (no underscores, no upper case)"
+)
 
 
 def _customer(value: str) -> str:
     if not CUSTOMER_NAME.match(value):
         raise argparse.ArgumentTypeError(
-            "2-20 lowercase letters, digits and inner hyphens (it is part of Azure resource names)"
+            f"{CUSTOMER_NAME_RULE}; it is part of Azure resource names"
         )
     return value
 
@@ -408,10 +509,22 @@ def parser() -> argparse.ArgumentParser:
 
     teardown = command("teardown", "Delete the customer's resource group and purge its Key Vault.")
     teardown.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    teardown.add_argument(
+        "--keep-vault",
+        action="store_true",
+        help="do not purge the soft-deleted Key Vault (purging needs a subscription-scope role)",
+    )
     teardown.set_defaults(handler=cmd_teardown)
 
     ensure = command("ensure-token", "Create the token secrets if missing (used by the azd hook).")
     ensure.set_defaults(handler=cmd_ensure_token)
+
+    check = commands.add_parser(
+        "check-name",
+        help="Check an azd environment name as a customer name (azd preprovision hook).",
+    )
+    check.add_argument("name", help="the azd environment name ($AZURE_ENV_NAME)")
+    check.set_defaults(handler=cmd_check_name, dry_run=False, subscription=None)
     return root
 
 

@@ -7,7 +7,12 @@
 
 targetScope = 'resourceGroup'
 
-@description('Short customer name: lowercase letters, digits and hyphens. Used in every resource name.')
+// Bicep has no pattern decorator, so the character rule (lowercase letters, digits, inner hyphens)
+// is checked before any deployment: by the deploy tool's argument parser and, for azd (whose
+// environment name becomes customerName), by the preprovision hook in azure.yaml
+// (python -m infra.deploy check-name). An underscore or upper-case letter would otherwise fail
+// only at deploy time, as an invalid storage account or Key Vault name.
+@description('Short customer name: 2-20 lowercase letters, digits and inner hyphens. Used in every resource name (storage account and Key Vault names allow no underscores).')
 @minLength(2)
 @maxLength(20)
 param customerName string
@@ -37,8 +42,11 @@ param deployerPrincipalType string = 'User'
 ])
 param instanceMemoryMB int = 2048
 
-@description('Upper bound of Function App instances. Entra provisions at a modest rate and the store is one Table partition per resource type (~2,000 writes/s), so more instances do not buy throughput.')
-@minValue(1)
+// 40..1000: "The lowest maximum scale is currently 40. The highest currently supported value is
+// 1000." (Microsoft Learn, "Azure Functions Flex Consumption plan hosting", Considerations,
+// https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#considerations).
+@description('Upper bound of Function App instances (Flex Consumption accepts 40 to 1000). Entra provisions at a modest rate and the store is one Table partition per resource type (~2,000 writes/s), so more instances do not buy throughput.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
@@ -47,7 +55,7 @@ param maximumInstanceCount int = 40
 @maxValue(20)
 param alwaysReadyHttpInstances int = 0
 
-@description('Spread Function App instances over availability zones (Flex then keeps two always-ready instances, billed continuously).')
+@description('Spread Function App instances over availability zones (Flex then keeps two always-ready instances, billed continuously). Forces zone-redundant storage: LRS becomes ZRS, GRS becomes GZRS.')
 param zoneRedundant bool = false
 
 @description('Storage replication. The store is a copy of what Entra provisions (a full cycle rebuilds it); choose GRS/GZRS for faster regional recovery.')
@@ -64,7 +72,7 @@ param storageSkuName string = 'Standard_LRS'
 @maxValue(730)
 param logRetentionInDays int = 30
 
-@description('Also accept Entra\'s own provisioning token ("blank Secret Token" mode) from entraTenantId (SCIM_ENTRA_TENANT_ID).')
+@description('TEST ONLY, default off: also accept Entra\'s own provisioning token ("blank Secret Token" mode) from entraTenantId (app setting SCIM_TEST_ONLY_ENTRA_TENANT_ID). Any enterprise app of that tenant can obtain such a token; Microsoft says it is for testing only.')
 param acceptEntraProvisioningToken bool = false
 
 @description('OAuth mode: issuer a bearer JWT must carry (SCIM_JWT_ISSUER). Empty: off.')
@@ -94,10 +102,6 @@ param graphDeprovision string = 'flag'
 @description('Public URL for Graph change notifications (GRAPH_NOTIFICATION_URL). Empty: polling only.')
 param graphNotificationUrl string = ''
 
-@description('clientState shared with Graph change notifications (GRAPH_CLIENT_STATE).')
-@secure()
-param graphClientState string = ''
-
 // Names. Resource-group-scoped names are readable; globally unique ones get a stable suffix.
 var suffix = uniqueString(resourceGroup().id)
 var compactName = toLower(replace(customerName, '-', ''))
@@ -114,6 +118,22 @@ var applicationInsightsName = 'appi-scim-${customerName}'
 var deploymentContainerName = 'app-package'
 var primarySecretName = 'scim-bearer-token'
 var secondarySecretName = 'scim-bearer-token-secondary'
+// GRAPH_CLIENT_STATE is a Key Vault reference like the bearer tokens; the deploy tool generates
+// the value (never a template parameter, so it is in no parameter file or deployment history).
+var graphClientStateSecretName = 'graph-client-state'
+
+// A zone-redundant Flex Consumption app needs zone-redundant host storage (Microsoft Learn,
+// "Reliability in Azure Functions", https://learn.microsoft.com/azure/reliability/reliability-functions,
+// and "Configure zone redundancy in Azure Functions",
+// https://learn.microsoft.com/azure/azure-functions/functions-zone-redundancy): with zoneRedundant
+// on, each allowed SKU maps to its zone-redundant counterpart, keeping geo-replication if chosen.
+var zoneRedundantSkus = {
+  Standard_LRS: 'Standard_ZRS'
+  Standard_ZRS: 'Standard_ZRS'
+  Standard_GRS: 'Standard_GZRS'
+  Standard_GZRS: 'Standard_GZRS'
+}
+var hostStorageSkuName = zoneRedundant ? zoneRedundantSkus[storageSkuName] : storageSkuName
 
 module identity 'modules/identity.bicep' = {
   name: 'identity'
@@ -130,7 +150,7 @@ module storage 'modules/storage.bicep' = {
     name: storageAccountName
     location: location
     tags: tags
-    skuName: storageSkuName
+    skuName: hostStorageSkuName
     deploymentContainerName: deploymentContainerName
     principalId: identity.outputs.principalId
   }
@@ -159,6 +179,7 @@ module keyVault 'modules/keyvault.bicep' = {
     deployerPrincipalType: deployerPrincipalType
     primarySecretName: primarySecretName
     secondarySecretName: secondarySecretName
+    graphClientStateSecretName: graphClientStateSecretName
   }
 }
 
@@ -193,7 +214,7 @@ module functionApp 'modules/functionapp.bicep' = {
     graphJoin: graphJoin
     graphDeprovision: graphDeprovision
     graphNotificationUrl: graphNotificationUrl
-    graphClientState: graphClientState
+    graphClientStateSecretUri: keyVault.outputs.graphClientStateSecretUri
   }
 }
 
@@ -203,6 +224,7 @@ output functionAppName string = functionApp.outputs.name
 output keyVaultName string = keyVault.outputs.name
 output secretName string = primarySecretName
 output secondarySecretName string = secondarySecretName
+output graphClientStateSecretName string = graphClientStateSecretName
 output managedIdentityName string = identity.outputs.name
 output managedIdentityPrincipalId string = identity.outputs.principalId
 output storageAccountName string = storage.outputs.name

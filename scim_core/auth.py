@@ -6,8 +6,16 @@ Entra sends ``Authorization: Bearer <token>`` on every request. Three modes, any
    downtime), compared in constant time.
 2. **OAuth client credentials** — a JWT checked against ``SCIM_JWT_ISSUER``,
    ``SCIM_JWT_AUDIENCE`` and the keys at ``SCIM_JWKS_URL``.
-3. **Blank Secret Token** — Entra's own provisioning JWT, accepted only for the tenant named in
-   ``SCIM_ENTRA_TENANT_ID``.
+3. **Blank Secret Token, test only** — Entra's own provisioning JWT, accepted only for the
+   tenant named in ``SCIM_TEST_ONLY_ENTRA_TENANT_ID``. Its audience is the same for every custom
+   app of that tenant, so any enterprise app there gets in; Microsoft says this token "should
+   only be used for testing" (Learn, "Tutorial: Develop a sample SCIM endpoint in Microsoft
+   Entra ID"). Off by default; a warning is logged when the authenticator is built with it on.
+
+Each JWT mode is its own trust domain with its own keys: OAuth tokens are verified only with the
+keys at ``SCIM_JWKS_URL``, Entra tokens only with the tenant's Entra discovery keys, so a key
+of one domain never signs for the other. JWKS are fetched over https only (http to the loopback
+address is allowed, for tests) and the document is size-capped.
 
 With nothing configured every request is rejected (fail closed). Details never echo the token.
 PyJWT is imported inside the JWT path only, so static-token cold starts do not pay for it.
@@ -21,6 +29,7 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,7 +39,14 @@ from scim_core.errors import ServiceUnavailable, Unauthorized
 if TYPE_CHECKING:
     from scim_core.settings import Settings
 
-__all__ = ["Authenticator", "JwksCache", "JwksFetcher", "Principal", "fetch_jwks"]
+__all__ = [
+    "Authenticator",
+    "JwksCache",
+    "JwksFetcher",
+    "Principal",
+    "check_jwks_url",
+    "fetch_jwks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +60,12 @@ ALLOWED_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 LEEWAY_SECONDS = 60
+#: Largest JWKS document read. Entra's discovery keys are a few KB; a signing-key set 64 times
+#: that is no JWKS but a misconfiguration or an attack on memory.
+MAX_JWKS_BYTES = 256 * 1024
+#: Hosts plain http is allowed for: the loopback address (tests, a local key server). Anything
+#: else must be https, or a network attacker could swap the keys and sign tokens of their own.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _SIGNING_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 
@@ -61,14 +83,44 @@ class Principal:
     """``azp`` (v2) or ``appid`` (v1) claim: the calling application."""
 
 
+def check_jwks_url(url: str) -> str:
+    """``url`` if keys may be fetched from it: https, or http to the loopback address only.
+
+    Raises ValueError otherwise (a configuration error, reported at start-up)."""
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError(f"JWKS URL {url!r} has no host")
+    if parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS):
+        return url
+    raise ValueError(f"JWKS URL {url!r} must use https (plain http only to the loopback address)")
+
+
 def fetch_jwks(url: str, timeout: float = 5.0) -> Mapping[str, Any]:
-    """Default fetcher: GET ``url`` with the stdlib (imported lazily: it is cold-start weight)."""
+    """Default fetcher: GET ``url`` with the stdlib (imported lazily: it is cold-start weight).
+
+    The URL (and every redirect target) must pass :func:`check_jwks_url`; at most
+    ``MAX_JWKS_BYTES`` are read."""
     import json
     import urllib.request
 
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        document = json.loads(response.read())
+    class _CheckedRedirect(urllib.request.HTTPRedirectHandler):
+        # A redirect must not downgrade the fetch to plain http (or another scheme).
+        def redirect_request(
+            self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+        ) -> Any:
+            return super().redirect_request(req, fp, code, msg, headers, check_jwks_url(newurl))
+
+    request = urllib.request.Request(check_jwks_url(url), headers={"Accept": "application/json"})
+    opener = urllib.request.build_opener(_CheckedRedirect())
+    with opener.open(request, timeout=timeout) as response:
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_JWKS_BYTES:
+            raise ValueError(f"JWKS document of {declared} bytes exceeds {MAX_JWKS_BYTES}")
+        body = response.read(MAX_JWKS_BYTES + 1)
+    if len(body) > MAX_JWKS_BYTES:
+        raise ValueError(f"JWKS document exceeds {MAX_JWKS_BYTES} bytes")
+    document = json.loads(body)
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise TypeError("JWKS document has no 'keys' list")
     return document
@@ -164,17 +216,17 @@ class Authenticator:
     def from_settings(
         cls, settings: Settings, jwks_fetcher: JwksFetcher | None = None
     ) -> Authenticator:
-        """Raises ValueError if a JWT mode is half configured (better than silently off)."""
+        """Raises ValueError if a JWT mode is half configured or its JWKS URL is not https
+        (better than silently off, or keys an attacker on the network could swap).
+
+        Each profile gets its own key cache: the OAuth issuer's keys (``SCIM_JWKS_URL``) never
+        verify an Entra token and the tenant's Entra keys never verify an OAuth token, even when
+        both modes are on (no key confusion between trust domains)."""
         from scim_core.settings import ENTRA_PROVISIONING_AUDIENCE
-
-        caches: dict[str, JwksCache] = {}
-
-        def cache_for(url: str) -> JwksCache:
-            return caches.setdefault(url, JwksCache(url, jwks_fetcher))
 
         profiles: list[_JwtProfile] = []
         issuer, audience, jwks_url = settings.jwt_issuer, settings.jwt_audience, settings.jwks_url
-        if issuer or audience:
+        if issuer or audience or jwks_url:
             if not (issuer and audience and jwks_url):
                 named = {
                     "SCIM_JWT_ISSUER": issuer,
@@ -183,12 +235,24 @@ class Authenticator:
                 }
                 missing = ", ".join(name for name, value in named.items() if not value)
                 raise ValueError(f"OAuth client-credentials mode needs {missing}")
-            profiles.append(_JwtProfile(issuer, audience, cache_for(jwks_url)))
-        if tenant := settings.entra_tenant_id:
-            entra_issuer = ENTRA_ISSUER.format(tenant=tenant)
-            url = jwks_url or ENTRA_JWKS_URL.format(tenant=tenant)
+            check_jwks_url(jwks_url)
+            profiles.append(_JwtProfile(issuer, audience, JwksCache(jwks_url, jwks_fetcher)))
+        if tenant := settings.test_only_entra_tenant_id:
+            logger.warning(
+                "SCIM_TEST_ONLY_ENTRA_TENANT_ID is set: Entra's own provisioning token "
+                '("blank Secret Token") is accepted for tenant %s. Any enterprise app of that '
+                "tenant can obtain such a token; Microsoft says it is for testing only. Unset it "
+                "in production and use a Secret Token.",
+                tenant,
+            )
+            entra_keys = JwksCache(ENTRA_JWKS_URL.format(tenant=tenant), jwks_fetcher)
             profiles.append(
-                _JwtProfile(entra_issuer, ENTRA_PROVISIONING_AUDIENCE, cache_for(url), tenant)
+                _JwtProfile(
+                    ENTRA_ISSUER.format(tenant=tenant),
+                    ENTRA_PROVISIONING_AUDIENCE,
+                    entra_keys,
+                    tenant,
+                )
             )
         return cls(settings.bearer_tokens(), profiles)
 

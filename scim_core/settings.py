@@ -44,8 +44,12 @@ class Settings:
     """OAuth client-credentials mode: the audience a bearer JWT must carry."""
     jwks_url: str | None = _setting("SCIM_JWKS_URL")
     """Where the signing keys of accepted JWTs are published (JWKS)."""
-    entra_tenant_id: str | None = _setting("SCIM_ENTRA_TENANT_ID")
-    """Accept Entra's own provisioning JWT ("blank Secret Token") from this tenant only."""
+    test_only_entra_tenant_id: str | None = _setting("SCIM_TEST_ONLY_ENTRA_TENANT_ID")
+    """TEST ONLY: accept Entra's own provisioning JWT ("blank Secret Token") from this tenant.
+
+    Off unless set. Its audience is the same for every custom app in the tenant, so any
+    enterprise app there could authenticate; Microsoft says the token is for testing only
+    (Learn, "Tutorial: Develop a sample SCIM endpoint in Microsoft Entra ID")."""
 
     # --- storage ---------------------------------------------------------------------------
     tables_connection_string: str | None = _setting("TABLES_CONNECTION_STRING", secret=True)

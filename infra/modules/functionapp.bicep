@@ -37,6 +37,9 @@ param primarySecretUri string
 @description('Versionless Key Vault URI of the secondary bearer token secret.')
 param secondarySecretUri string
 
+@description('Versionless Key Vault URI of the Graph notification clientState secret.')
+param graphClientStateSecretUri string
+
 @description('Memory of each instance, in MB.')
 @allowed([
   512
@@ -45,8 +48,8 @@ param secondarySecretUri string
 ])
 param instanceMemoryMB int
 
-@description('Upper bound of instances the app scales out to.')
-@minValue(1)
+@description('Upper bound of instances the app scales out to (Flex Consumption: 40 to 1000, see main.bicep).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int
 
@@ -69,8 +72,6 @@ param graphSelect string
 param graphJoin string
 param graphDeprovision string
 param graphNotificationUrl string
-@secure()
-param graphClientState string
 
 var alwaysReady = alwaysReadyHttpInstances > 0 ? [
   {
@@ -103,11 +104,27 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 //   GRAPH_CLIENT_SECRET         in Azure the sync uses the identity in AZURE_CLIENT_ID.
 // Not set either: FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION (Flex Consumption rejects
 // them; functionAppConfig.runtime replaces them).
+// Host storage is named by service URI, built from the cloud's own storage suffix, as the official
+// Flex sample does (Azure-Samples/functions-quickstart-python-http-azd, infra/app/api.bicep).
+// AzureWebJobsStorage__accountName would be shorter but is "valid only if the account isn't in a
+// sovereign cloud and doesn't have a custom DNS" (Microsoft Learn, "Azure Functions developer
+// guide", Connecting to host storage with an identity,
+// https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity),
+// and the templates already support national Graph endpoints. The queue URI costs nothing and
+// keeps the connection complete; no queue role is granted because no trigger uses queues.
+// GRAPH_CLIENT_STATE is a Key Vault reference like the bearer tokens: a plain app setting is
+// readable by anyone who may list the app's settings.
+// siteConfig sets no ftpsState: it is deprecated on Flex Consumption, "FTPS not supported"
+// (Microsoft Learn, "App settings reference for Azure Functions", Flex Consumption plan
+// deprecations, https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations),
+// and neither is any other property on that list (alwaysOn, use32BitWorkerProcess,
+// linuxFxVersion, functionAppScaleLimit, preWarmedInstanceCount, ...).
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: Entra's provisioning service cannot present client certificates.
   // checkov:skip=CKV_AZURE_222: Entra's provisioning service calls the SCIM endpoint over the internet; requests are authenticated by the app (bearer token).
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales on demand; always-ready instances are billed around the clock, so they are a parameter (alwaysReadyHttpInstances) defaulting to 0.
   // checkov:skip=CKV_AZURE_213: Flex Consumption does not support the App Service health check feature; the platform replaces unhealthy instances.
+  // checkov:skip=CKV_AZURE_78: siteConfig.ftpsState is deprecated on Flex Consumption ("FTPS not supported", Learn: App settings reference for Azure Functions, Flex Consumption plan deprecations), so it is not set; FTP publishing is off through the ftp basicPublishingCredentialsPolicies resource below.
   name: name
   location: location
   // azd finds the app to deploy `api` into by this tag (azure.yaml).
@@ -129,13 +146,20 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: [
-        // --- Functions platform ---
+        // --- Functions platform (host storage by service URI: see the comment above) ---
         {
-          name: 'AzureWebJobsStorage__accountName'
-          value: storageAccountName
+          name: 'AzureWebJobsStorage__blobServiceUri'
+          value: 'https://${storageAccountName}.blob.${environment().suffixes.storage}'
+        }
+        {
+          name: 'AzureWebJobsStorage__queueServiceUri'
+          value: 'https://${storageAccountName}.queue.${environment().suffixes.storage}'
+        }
+        {
+          name: 'AzureWebJobsStorage__tableServiceUri'
+          value: 'https://${storageAccountName}.table.${environment().suffixes.storage}'
         }
         {
           name: 'AzureWebJobsStorage__credential'
@@ -175,7 +199,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           value: jwksUrl
         }
         {
-          name: 'SCIM_ENTRA_TENANT_ID'
+          name: 'SCIM_TEST_ONLY_ENTRA_TENANT_ID'
           value: entraProvisioningTenantId
         }
         // --- storage ---
@@ -220,9 +244,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'GRAPH_NOTIFICATION_URL'
           value: graphNotificationUrl
         }
+        // A Key Vault reference, like the tokens (the deploy tool generates the secret).
         {
           name: 'GRAPH_CLIENT_STATE'
-          value: graphClientState
+          value: '@Microsoft.KeyVault(SecretUri=${graphClientStateSecretUri})'
         }
       ]
     }

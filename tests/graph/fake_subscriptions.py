@@ -127,7 +127,13 @@ def _post(url: str, body: bytes, ctype: str) -> tuple[int, str, bytes]:
 
 def _validates(notification_url: str) -> bool:
     """The validation handshake Graph runs before it creates a subscription."""
-    token = f"Validation: Testing client application reachability {uuid.uuid4()} <b>&</b>"
+    # The documented shape: "Validation: Testing client application reachability for
+    # subscription Request-Id: <guid>" (Learn, "Receive change notifications through webhooks").
+    # The endpoint HTML-escapes what it echoes, which leaves Graph's printable token unchanged.
+    token = (
+        "Validation: Testing client application reachability for subscription Request-Id:"
+        f" {uuid.uuid4()}"
+    )
     sep = "&" if "?" in notification_url else "?"
     started = time.monotonic()
     url = f"{notification_url}{sep}validationToken={quote(token)}"

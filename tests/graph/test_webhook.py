@@ -50,15 +50,68 @@ def _notification(client_state: str = STATE, **extra: object) -> bytes:
 
 
 def test_validation_handshake_echoes_the_decoded_token(hooked, store):
-    """200, text/plain, the URL-decoded token as the body (never HTML: nosniff)."""
+    """200, text/plain, the URL-decoded token as the body (never HTML: nosniff). Graph's own
+    token is plain printable text, which escaping leaves exactly as sent."""
     token = (
         "Validation: Testing client application reachability for subscription Request-Id:"
-        " 1f3b <b>&</b>"
+        " 1f3b6a2e-0d3c-4f1e-9b2a-5c6d7e8f9a0b"
     )
     reply = receive(WebhookRequest({"validationToken": token}), hooked, store)
     assert (reply.status, reply.body.decode()) == (200, token)
     assert reply.content_type.startswith("text/plain")
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("token", "echoed"),
+    [
+        ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+        ("a & b", "a &amp; b"),
+        ("\"quoted\" 'single'", "&quot;quoted&quot; &#x27;single&#x27;"),
+    ],
+    ids=["markup", "ampersand", "quotes"],
+)
+def test_validation_token_is_escaped_before_it_is_echoed(hooked, store, token, echoed):
+    """The echo reflects caller-chosen text: markup comes back escaped, so the reply is inert
+    even where text/plain and nosniff are ignored (Learn, "Receive change notifications
+    through webhooks", advises escaping the token)."""
+    reply = receive(WebhookRequest({"validationToken": token}), hooked, store)
+    assert (reply.status, reply.body.decode()) == (200, echoed)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["line\r\nSet-Cookie: a=b", "nul\x00byte", "bell\x07", "tab\tinside"],
+    ids=["crlf", "nul", "bell", "tab"],
+)
+def test_validation_token_with_control_characters_is_400(hooked, store, token):
+    """Graph's tokens are printable text; control characters are never echoed."""
+    reply = receive(WebhookRequest({"validationToken": token}), hooked, store)
+    assert reply.status == 400
+    assert token.encode() not in reply.body
+
+
+def test_validation_token_too_long_is_400(hooked, store):
+    reply = receive(WebhookRequest({"validationToken": "x" * 2049}), hooked, store)
+    assert reply.status == 400
+
+
+def test_an_unresolved_key_vault_reference_is_never_the_client_state(hooked, store):
+    """GRAPH_CLIENT_STATE is a Key Vault reference in Azure. Unresolved, the setting holds the
+    reference's own (guessable) text: a notification quoting it must not be acted upon."""
+    reference = (
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/graph-client-state)"
+    )
+    unresolved = Settings.from_env({**hooked.as_env(), "GRAPH_CLIENT_STATE": reference})
+    started: list[Settings] = []
+    reply = receive(
+        WebhookRequest({}, _notification(reference)),
+        unresolved,
+        store,
+        start_sync=lambda s, st: started.append(s),
+    )
+    assert reply.status == 503 and started == []
+    assert store.get_state(NOTIFICATIONS) is None
 
 
 def test_without_a_client_state_the_webhook_is_off(settings, store):

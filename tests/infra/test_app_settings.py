@@ -25,9 +25,14 @@ NOT_SET_IN_AZURE = {
 }
 
 #: Functions platform settings the Bicep sets besides the app's own (identity-based host storage
-#: and Entra-authenticated Application Insights).
+#: by service URI, and Entra-authenticated Application Insights).
+HOST_STORAGE_URIS = {
+    "AzureWebJobsStorage__blobServiceUri": "blob",
+    "AzureWebJobsStorage__queueServiceUri": "queue",
+    "AzureWebJobsStorage__tableServiceUri": "table",
+}
 PLATFORM_SETTINGS = {
-    "AzureWebJobsStorage__accountName",
+    *HOST_STORAGE_URIS,
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
@@ -41,6 +46,9 @@ FORBIDDEN_IN_AZURE = {
     "WEBSITE_RUN_FROM_PACKAGE",
     "AzureWebJobsStorage",
     "APPINSIGHTS_INSTRUMENTATIONKEY",
+    # Works only in global Azure (Learn, "Azure Functions developer guide", Connecting to host
+    # storage with an identity): the service URIs above replace it.
+    "AzureWebJobsStorage__accountName",
 }
 
 #: Keys local.settings.example.json may hold besides the app's settings: the local host's own.
@@ -78,11 +86,22 @@ def test_each_exception_is_explained_in_the_template(name: str) -> None:
     assert f"//   {name}" in comment
 
 
-@pytest.mark.parametrize("name", ["SCIM_BEARER_TOKEN", "SCIM_BEARER_TOKEN_SECONDARY"])
-def test_bearer_tokens_are_key_vault_references(name: str) -> None:
-    """The tokens live in Key Vault; the app settings only point at them (versionless URI)."""
+@pytest.mark.parametrize(
+    "name", ["SCIM_BEARER_TOKEN", "SCIM_BEARER_TOKEN_SECONDARY", "GRAPH_CLIENT_STATE"]
+)
+def test_secrets_are_key_vault_references(name: str) -> None:
+    """The tokens and the Graph clientState live in Key Vault; the app settings only point at
+    them (versionless URI), so listing the app's settings reveals no secret."""
     value = {s["name"]: s["value"] for s in app_settings()}[name]
     assert value.startswith("@Microsoft.KeyVault(SecretUri=${") and value.endswith("})")
+
+
+@pytest.mark.parametrize(("name", "service"), sorted(HOST_STORAGE_URIS.items()))
+def test_host_storage_uris_follow_the_cloud(name: str, service: str) -> None:
+    """Service URIs built from environment().suffixes.storage work in every Azure cloud, as in
+    the official Flex sample; AzureWebJobsStorage__accountName works in global Azure only."""
+    value = {s["name"]: s["value"] for s in app_settings()}[name]
+    assert value == f"https://${{storageAccountName}}.{service}.${{environment().suffixes.storage}}"
 
 
 def test_host_storage_uses_the_managed_identity() -> None:

@@ -77,11 +77,13 @@ def test_deploy_creates_the_resource_group_in_the_location(deploy_output: str) -
 
 
 def test_deploy_uses_the_customers_parameter_file(deploy_output: str) -> None:
+    """The .bicepparam's `using` line names main.bicep; --template-file with a .bicepparam is an
+    Azure CLI error (Learn, "Deploy Bicep files with the Azure CLI", Bicep parameters files)."""
     (deployment,) = [
         c for c in commands(deploy_output) if c.startswith("az deployment group create")
     ]
-    assert f"--template-file {INFRA / 'main.bicep'}" in deployment
-    assert f"--parameters {INFRA / 'customers' / 'contoso.bicepparam'}" in deployment
+    assert "--template-file" not in deployment
+    assert f"--parameters {INFRA / 'customers' / 'contoso.bicepparam'} --parameters" in deployment
     assert f"entraTenantId={TENANT}" in deployment
     assert "--resource-group rg-scim-contoso" in deployment
 
@@ -95,7 +97,8 @@ def test_deploy_never_shows_a_token(deploy_output: str) -> None:
 
 def test_deploy_passes_secrets_through_a_file(deploy_output: str) -> None:
     sets = [c for c in commands(deploy_output) if c.startswith("az keyvault secret set")]
-    assert len(sets) == 2
+    names = [c.split(" --name ")[1].split()[0] for c in sets]
+    assert names == ["scim-bearer-token", "scim-bearer-token-secondary", "graph-client-state"]
     assert all("--file" in c and "--output none" in c for c in sets)
 
 
@@ -105,6 +108,17 @@ def test_deploy_builds_linux_wheels_for_python_3_11(deploy_output: str) -> None:
     assert "--python-version 3.11" in pip
     assert "--only-binary=:all:" in pip
     assert ".python_packages/lib/site-packages" in pip
+
+
+def test_deploy_publishes_the_tested_package_without_a_remote_build(deploy_output: str) -> None:
+    """On Flex the Azure CLI builds Python remotely unless told otherwise; the tool says so
+    explicitly, so the locally built and tested wheels are what runs."""
+    (publish,) = [
+        c
+        for c in commands(deploy_output)
+        if c.startswith("az functionapp deployment source config-zip")
+    ]
+    assert "--build-remote false" in publish
 
 
 def test_deploy_dry_run_has_no_smoke_test(deploy_output: str) -> None:
@@ -159,18 +173,51 @@ def test_rotate_retire_promotes_the_secondary_and_clears_it() -> None:
     assert "role=primary" in lines[promote] and "role=disabled" in lines[clear]
 
 
-def test_teardown_deletes_the_group_and_purges_the_vault() -> None:
+PERMISSIONS = "/providers/Microsoft.Authorization/permissions?api-version=2022-04-01"
+
+
+def test_teardown_checks_permissions_then_deletes_the_group_and_purges_the_vault() -> None:
+    """Both roles are checked (resource group, then subscription for the purge) before anything
+    is deleted, so a missing subscription role cannot leave a half-torn-down customer."""
     done = dry_run("teardown", "contoso", "--yes")
     assert done.returncode == 0, done.stderr
     lines = [c.replace("'", "") for c in commands(done.stdout)]
-    assert index_of(lines, "az group delete --name rg-scim-contoso --yes") < index_of(
-        lines, "az keyvault purge --name <keyVaultName>"
+    group_check = index_of(
+        lines,
+        f"az rest --method get --url /subscriptions/<subscription-id>/resourceGroups/"
+        f"rg-scim-contoso{PERMISSIONS}",
+    )
+    purge_check = index_of(
+        lines, f"az rest --method get --url /subscriptions/<subscription-id>{PERMISSIONS}"
+    )
+    delete = index_of(lines, "az group delete --name rg-scim-contoso --yes")
+    purge = index_of(lines, "az keyvault purge --name <keyVaultName>")
+    assert group_check < purge_check < delete < purge
+
+
+def test_teardown_keep_vault_skips_the_purge_and_its_check() -> None:
+    done = dry_run("teardown", "contoso", "--yes", "--keep-vault")
+    assert done.returncode == 0, done.stderr
+    lines = commands(done.stdout)
+    assert not any(c.startswith("az keyvault purge") for c in lines)
+    assert not any(
+        c.endswith(f"/subscriptions/<subscription-id>{PERMISSIONS}' --output json") for c in lines
     )
 
 
 def test_graph_permissions_deploys_the_separate_template() -> None:
     done = dry_run("graph-permissions", "contoso")
     assert done.returncode == 0, done.stderr
+    lines = [c.replace("'", "") for c in commands(done.stdout)]
+    check = index_of(
+        lines,
+        "az rest --method get --url /subscriptions/<subscription-id>"
+        "/resourceGroups/rg-scim-contoso",
+    )
+    assert (
+        check < index_of(lines, "az resource list") < index_of(lines, "az deployment group create")
+    )
+    assert "Azure role on rg-scim-contoso" in done.stdout
     (deployment,) = [c for c in commands(done.stdout) if c.startswith("az deployment group create")]
     assert f"--template-file {INFRA / 'graph-permissions.bicep'}" in deployment
     assert "grantGroupMemberReadAll=false" in deployment
@@ -195,3 +242,27 @@ def test_bad_arguments_are_refused(args: tuple[str, ...]) -> None:
     done = dry_run(*args)
     assert done.returncode == 2
     assert "error:" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [("contoso", True), ("contoso_dev", False), ("Contoso", False), ("a" * 21, False)],
+    ids=["valid", "underscore", "upper-case", "too-long"],
+)
+def test_check_name_validates_the_azd_environment_name(name: str, valid: bool) -> None:
+    """azd's preprovision hook: an environment name that would make invalid storage or Key
+    Vault names stops azd before it provisions anything, with the rule spelled out."""
+    env = {**os.environ, "PATH": "/nonexistent"}
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.deploy", "check-name", name],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode == 0) is valid, done.stderr
+    if not valid:
+        assert "azd environment name" in done.stderr
+        assert "lowercase letters, digits and inner hyphens" in done.stderr

@@ -28,9 +28,17 @@ TENANT = "11111111-2222-3333-4444-555555555555"
 class FakeAz:
     """Answers the az (and pip) commands the deploy tool runs; keeps Key Vault in a dict."""
 
-    def __init__(self, tenant_url: str, secrets: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        tenant_url: str,
+        secrets: dict[str, tuple[str, str]] | None = None,
+        permissions: dict[str, list[dict[str, list[str]]]] | None = None,
+    ) -> None:
         self.tenant_url = tenant_url
         self.secrets = dict(secrets or {})  # name -> (value, role tag)
+        #: Scope (resource id) -> the Microsoft.Authorization/permissions answer's "value" list;
+        #: a scope not listed holds everything (an Owner), as the happy-path tests assume.
+        self.permissions = dict(permissions or {})
         self.argvs: list[list[str]] = []
         self.secret_files: list[str] = []
         self.published: list[str] = []
@@ -82,6 +90,13 @@ class FakeAz:
         if joined.startswith("az keyvault secret show"):
             value, role = self.secrets[argv[argv.index("--name") + 1]]
             return 0, json.dumps({"value": value, "role": role}), ""
+        if joined.startswith("az rest --method get --url"):
+            url = argv[argv.index("--url") + 1]
+            scope = url.split("/providers/Microsoft.Authorization/permissions?")[0]
+            value = self.permissions.get(scope, [{"actions": ["*"], "notActions": []}])
+            return 0, json.dumps({"value": value}), ""
+        if joined.startswith("az group delete") or joined.startswith("az keyvault purge"):
+            return 0, "", ""
         if joined.startswith("az functionapp restart"):
             self.restarts += 1
             return 0, "", ""
@@ -211,6 +226,7 @@ def test_redeploy_keeps_the_existing_token(scim_stub: str) -> None:
     existing = {
         deploy.PRIMARY_SECRET: ("x" * 64, "primary"),
         deploy.SECONDARY_SECRET: ("y" * 64, "disabled"),
+        deploy.GRAPH_CLIENT_STATE_SECRET: ("z" * 64, "client-state"),
     }
     fake = AcceptStoredToken(scim_stub, existing)
     code, out = run(fake, "deploy", "contoso", "--location", "westeurope", "--tenant-id", TENANT)
@@ -329,3 +345,112 @@ def test_ensure_token_fills_missing_secrets_and_restarts(scim_stub: str) -> None
     assert code == 0, out
     assert fake.secrets == before and "unchanged" in out
     assert fake.restarts == 2
+
+
+def test_deploy_generates_the_graph_client_state_into_key_vault(scim_stub: str) -> None:
+    """GRAPH_CLIENT_STATE is a Key Vault reference: the secret must exist before the app resolves
+    it, holds a random value, and is never shown or put on a command line."""
+    fake = AcceptStoredToken(scim_stub)
+    code, out = run(fake, "deploy", "contoso", "--location", "westeurope", "--tenant-id", TENANT)
+    assert code == 0, out
+    state, role = fake.secrets[deploy.GRAPH_CLIENT_STATE_SECRET]
+    assert role == "client-state" and len(state) == 64
+    assert state not in out
+    assert all(state not in " ".join(argv) for argv in fake.argvs)
+
+
+def test_deploy_publishes_without_a_remote_build(scim_stub: str) -> None:
+    """The wheels built and tested here are what runs: config-zip says --build-remote false."""
+    fake = AcceptStoredToken(scim_stub)
+    code, out = run(fake, "deploy", "contoso", "--location", "westeurope", "--tenant-id", TENANT)
+    assert code == 0, out
+    (publish,) = [
+        a
+        for a in fake.argvs
+        if a[:5] == ["az", "functionapp", "deployment", "source", "config-zip"]
+    ]
+    assert publish[publish.index("--build-remote") + 1] == "false"
+
+
+SUBSCRIPTION = f"/subscriptions/{TENANT}"  # FakeAz answers `az account show` with TENANT
+GROUP = f"{SUBSCRIPTION}/resourceGroups/rg-scim-contoso"
+#: Owner on the resource group only: the documented "pre-created resource group" set-up.
+GROUP_OWNER_ONLY = {SUBSCRIPTION: [], GROUP: [{"actions": ["*"], "notActions": []}]}
+
+
+def _ran(fake: FakeAz, *prefix: str) -> bool:
+    return any(argv[: len(prefix)] == list(prefix) for argv in fake.argvs)
+
+
+def test_teardown_without_a_subscription_role_deletes_nothing(scim_stub: str) -> None:
+    """Purging the soft-deleted vault needs deletedVaults/purge/action at subscription scope;
+    without it teardown stops before deleting the group, instead of half-tearing-down."""
+    fake = FakeAz(scim_stub, permissions=GROUP_OWNER_ONLY)
+    with pytest.raises(SystemExit) as stopped:
+        run(fake, "teardown", "contoso", "--yes")
+    message = str(stopped.value)
+    assert "Microsoft.KeyVault/locations/deletedVaults/purge/action" in message
+    assert "subscription" in message and "--keep-vault" in message
+    assert "Nothing was changed" in message
+    assert not _ran(fake, "az", "group", "delete") and not _ran(fake, "az", "keyvault", "purge")
+
+
+def test_teardown_keep_vault_needs_only_the_group(scim_stub: str) -> None:
+    fake = FakeAz(scim_stub, permissions=GROUP_OWNER_ONLY)
+    code, out = run(fake, "teardown", "contoso", "--yes", "--keep-vault")
+    assert code == 0, out
+    assert _ran(fake, "az", "group", "delete") and not _ran(fake, "az", "keyvault", "purge")
+    assert "soft-deleted" in out
+
+
+def test_teardown_with_key_vault_contributor_on_the_subscription_is_refused(scim_stub: str) -> None:
+    """Key Vault Contributor grants Microsoft.KeyVault/* but lists the purge in NotActions."""
+    key_vault_contributor = {
+        "actions": ["Microsoft.KeyVault/*", "Microsoft.Resources/deployments/*"],
+        "notActions": ["Microsoft.KeyVault/locations/deletedVaults/purge/action"],
+    }
+    fake = FakeAz(
+        scim_stub,
+        permissions={**GROUP_OWNER_ONLY, SUBSCRIPTION: [key_vault_contributor]},
+    )
+    with pytest.raises(SystemExit, match="purge/action"):
+        run(fake, "teardown", "contoso", "--yes")
+    assert not _ran(fake, "az", "group", "delete")
+
+
+def test_teardown_with_subscription_contributor_deletes_and_purges(scim_stub: str) -> None:
+    contributor = {
+        "actions": ["*"],
+        "notActions": ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write"],
+    }
+    fake = FakeAz(scim_stub, permissions={SUBSCRIPTION: [contributor], GROUP: [contributor]})
+    code, out = run(fake, "teardown", "contoso", "--yes")
+    assert code == 0, out
+    assert _ran(fake, "az", "group", "delete") and _ran(fake, "az", "keyvault", "purge")
+
+
+def test_graph_permissions_without_an_azure_role_is_refused_up_front(scim_stub: str) -> None:
+    """A Privileged Role Administrator with no Azure role in the group would get
+    AuthorizationFailed half-way; the tool says what is missing before doing anything."""
+    fake = FakeAz(scim_stub, permissions={GROUP: []})
+    with pytest.raises(SystemExit) as stopped:
+        run(fake, "graph-permissions", "contoso")
+    message = str(stopped.value)
+    assert "Microsoft.Resources/deployments/write" in message and "Contributor" in message
+    assert not _ran(fake, "az", "deployment", "group", "create")
+    assert not _ran(fake, "az", "resource", "list")
+
+
+def test_graph_permissions_with_reader_only_is_refused(scim_stub: str) -> None:
+    fake = FakeAz(scim_stub, permissions={GROUP: [{"actions": ["*/read"], "notActions": []}]})
+    with pytest.raises(SystemExit, match="deployments/write"):
+        run(fake, "graph-permissions", "contoso")
+    assert not _ran(fake, "az", "deployment", "group", "create")
+
+
+def test_graph_permissions_with_contributor_deploys(scim_stub: str) -> None:
+    fake = FakeAz(scim_stub, permissions={GROUP: [{"actions": ["*"], "notActions": []}]})
+    fake.permissions[GROUP][0]["notActions"] = ["Microsoft.Authorization/*/Write"]
+    code, out = run(fake, "graph-permissions", "contoso")
+    assert code == 0, out
+    assert _ran(fake, "az", "deployment", "group", "create")

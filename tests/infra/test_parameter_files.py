@@ -79,3 +79,27 @@ def test_azd_parameters_are_declared() -> None:
     """infra/main.parameters.json (azd) names only parameters main.bicep declares."""
     parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert set(parameters) - set(MAIN_PARAMETERS) == set()
+
+
+def test_azd_passes_the_principal_type() -> None:
+    """A CI deployment by a service principal needs principalType ServicePrincipal on its role
+    assignment: azd's AZURE_PRINCIPAL_TYPE goes to deployerPrincipalType (User when unset)."""
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["deployerPrincipalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert parameters["deployerPrincipalType"]["value"] == "${AZURE_PRINCIPAL_TYPE=User}"
+    allowed = [d["argument"] for d in MAIN_PARAMETERS["deployerPrincipalType"]["decorators"]]
+    assert ["User", "ServicePrincipal", "Group"] in allowed
+
+
+def test_azd_hooks_check_the_name_first_and_store_the_secrets_after() -> None:
+    """preprovision validates the environment name (it becomes customerName) before anything
+    is created; postprovision stores the token and the Graph clientState."""
+    # No YAML parser in the dev dependencies: read the hooks' `run:` lines in file order.
+    text = (INFRA.parent / "azure.yaml").read_text()
+    hooks = text.split("\nhooks:\n", 1)[1]
+    pre, post = hooks.split("  postprovision:", 1)
+    assert pre.lstrip().startswith("preprovision:")
+    runs = [line.split("run:", 1)[1] for line in pre.splitlines() if "run:" in line]
+    assert len(runs) == 2 and all("-m infra.deploy check-name" in r for r in runs)
+    assert all("AZURE_ENV_NAME" in r for r in runs)
+    assert post.count("-m infra.deploy ensure-token") == 2

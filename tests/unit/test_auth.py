@@ -2,6 +2,9 @@
 
 JWTs are signed with RSA keys generated here; their JWKS is served by a real HTTP server on
 127.0.0.1 so the stdlib fetcher, the cache and the refetch-on-unknown-kid path run for real.
+Entra-mode keys live at login.microsoftonline.com, which tests never reach: the fetcher sends
+that one URL to a second loopback server instead (:func:`entra_fetcher`), still through the real
+stdlib fetcher.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +26,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from scim_core.auth import Authenticator, JwksCache
+from scim_core import auth as auth_module
+from scim_core.auth import ENTRA_JWKS_URL, Authenticator, JwksCache, check_jwks_url, fetch_jwks
 from scim_core.errors import ServiceUnavailable, Unauthorized
 from scim_core.settings import ENTRA_PROVISIONING_AUDIENCE, Settings
 
@@ -51,6 +56,10 @@ class JwksServer:
     status: int = 200
     served: int = 0
     paths: list[str] = field(default_factory=list)
+    body: bytes | None = None
+    """Served instead of the JWKS built from ``keys`` (oversized or broken documents)."""
+    location: str | None = None
+    """Answer 302 to this URL instead of serving keys."""
 
 
 def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
@@ -66,19 +75,26 @@ def keys() -> Keys:
     return Keys(signing=new(), other=new())
 
 
-@pytest.fixture
-def jwks_server(keys: Keys) -> Iterator[JwksServer]:
-    state = JwksServer(keys=[public_jwk(keys.signing, KID)])
+def serve_jwks(keys: list[dict[str, Any]]) -> tuple[JwksServer, Callable[[], None]]:
+    """Start a loopback JWKS server; returns its state and a function that stops it."""
+    state = JwksServer(keys=keys)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             state.served += 1
-            body = json.dumps({"keys": state.keys}).encode()
+            if state.location is not None:
+                self.send_response(302)
+                self.send_header("Location", state.location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = state.body if state.body is not None else json.dumps({"keys": state.keys})
+            data = body.encode() if isinstance(body, str) else body
             self.send_response(state.status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(data)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -88,14 +104,45 @@ def jwks_server(keys: Keys) -> Iterator[JwksServer]:
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_port}/discovery/keys"
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return state, stop
+
+
+@pytest.fixture
+def jwks_server(keys: Keys) -> Iterator[JwksServer]:
+    """The OAuth issuer's key server: serves ``keys.signing`` as KID."""
+    state, stop = serve_jwks([public_jwk(keys.signing, KID)])
     yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    stop()
 
 
-def authenticator(**app_settings: str) -> Authenticator:
-    return Authenticator.from_settings(Settings.from_env(app_settings))
+@pytest.fixture
+def entra_keys_server(keys: Keys) -> Iterator[JwksServer]:
+    """Stands in for the tenant's Entra discovery keys: serves ``keys.other`` as KID."""
+    state, stop = serve_jwks([public_jwk(keys.other, KID)])
+    yield state
+    stop()
+
+
+def entra_fetcher(server: JwksServer) -> Callable[[str], Mapping[str, Any]]:
+    """The real fetcher, with the tenant's Entra discovery URL pointed at ``server``."""
+    entra_url = ENTRA_JWKS_URL.format(tenant=TENANT)
+
+    def fetch(url: str) -> Mapping[str, Any]:
+        return fetch_jwks(server.url if url == entra_url else url)
+
+    return fetch
+
+
+def authenticator(
+    fetcher: Callable[[str], Mapping[str, Any]] | None = None, **app_settings: str
+) -> Authenticator:
+    return Authenticator.from_settings(Settings.from_env(app_settings), jwks_fetcher=fetcher)
 
 
 @pytest.fixture
@@ -107,9 +154,9 @@ def oauth(jwks_server: JwksServer) -> Authenticator:
 
 
 @pytest.fixture
-def entra(jwks_server: JwksServer) -> Authenticator:
-    """Blank Secret Token mode for TENANT, keys from the loopback server."""
-    return authenticator(SCIM_ENTRA_TENANT_ID=TENANT, SCIM_JWKS_URL=jwks_server.url)
+def entra(entra_keys_server: JwksServer) -> Authenticator:
+    """Blank Secret Token (test-only) mode for TENANT; its keys are ``keys.other``."""
+    return authenticator(entra_fetcher(entra_keys_server), SCIM_TEST_ONLY_ENTRA_TENANT_ID=TENANT)
 
 
 def make_jwt(key: rsa.RSAPrivateKey, *, kid: str | None = KID, **claims: Any) -> str:
@@ -325,12 +372,12 @@ def test_half_configured_oauth_fails_at_startup() -> None:
         authenticator(SCIM_JWT_ISSUER=ISSUER)
 
 
-# --- Blank Secret Token (Entra's own JWT) ----------------------------------------------------
+# --- Blank Secret Token (Entra's own JWT, test only) ------------------------------------------
 
 
 def test_entra_token_accepted_for_configured_tenant(entra: Authenticator, keys: Keys) -> None:
     """iss sts.windows.net/<tenant>/, aud 8adf8e6e-... accepted when the tenant is named."""
-    principal = entra.authenticate(f"Bearer {entra_jwt(keys.signing, appid='provisioning')}")
+    principal = entra.authenticate(f"Bearer {entra_jwt(keys.other, appid='provisioning')}")
     assert (principal.kind, principal.tenant_id, principal.issuer) == ("jwt", TENANT, ENTRA_ISSUER)
     assert principal.client_id == "provisioning"
 
@@ -338,10 +385,10 @@ def test_entra_token_accepted_for_configured_tenant(entra: Authenticator, keys: 
 @pytest.mark.parametrize(
     ("build", "detail"),
     [
-        (lambda k: entra_jwt(k.signing, tenant=OTHER_TENANT), "issuer not accepted"),
-        (lambda k: entra_jwt(k.signing, tid=OTHER_TENANT), "tenant not accepted"),
-        (lambda k: entra_jwt(k.signing, aud=AUDIENCE), "audience not accepted"),
-        (lambda k: entra_jwt(k.other), "bad signature"),
+        (lambda k: entra_jwt(k.other, tenant=OTHER_TENANT), "issuer not accepted"),
+        (lambda k: entra_jwt(k.other, tid=OTHER_TENANT), "tenant not accepted"),
+        (lambda k: entra_jwt(k.other, aud=AUDIENCE), "audience not accepted"),
+        (lambda k: entra_jwt(k.signing), "bad signature"),
     ],
     ids=["other-tenant", "tid-mismatch", "other-audience", "other-key"],
 )
@@ -353,34 +400,204 @@ def test_entra_token_rejected(
 
 
 @pytest.mark.parametrize(
-    ("app_settings", "detail"),
-    [
-        ({"SCIM_BEARER_TOKEN": PRIMARY}, "invalid token"),
-        ({"SCIM_JWT_ISSUER": ISSUER, "SCIM_JWT_AUDIENCE": AUDIENCE}, "issuer not accepted"),
-    ],
+    "oauth_settings",
+    [False, True],
     ids=["static-only", "client-credentials-only"],
 )
 def test_entra_token_rejected_without_tenant_setting(
-    jwks_server: JwksServer, keys: Keys, app_settings: dict[str, str], detail: str
+    jwks_server: JwksServer, entra_keys_server: JwksServer, keys: Keys, oauth_settings: bool
 ) -> None:
-    """Microsoft calls the blank token "for testing": off unless SCIM_ENTRA_TENANT_ID is set."""
-    auth = authenticator(SCIM_JWKS_URL=jwks_server.url, **app_settings)
-    assert_rejected(auth, f"Bearer {entra_jwt(keys.signing)}", detail)
-    assert jwks_server.served == 0
+    """Test-only mode is off by default: without SCIM_TEST_ONLY_ENTRA_TENANT_ID an Entra
+    provisioning token is refused and Entra's keys are never fetched."""
+    app_settings = (
+        {"SCIM_JWT_ISSUER": ISSUER, "SCIM_JWT_AUDIENCE": AUDIENCE, "SCIM_JWKS_URL": jwks_server.url}
+        if oauth_settings
+        else {"SCIM_BEARER_TOKEN": PRIMARY}
+    )
+    auth = authenticator(entra_fetcher(entra_keys_server), **app_settings)
+    detail = "issuer not accepted" if oauth_settings else "invalid token"
+    assert_rejected(auth, f"Bearer {entra_jwt(keys.other)}", detail)
+    assert (jwks_server.served, entra_keys_server.served) == (0, 0)
 
 
-def test_entra_keys_default_to_tenant_discovery_url(keys: Keys) -> None:
-    """Without SCIM_JWKS_URL, Entra keys come from the tenant's discovery endpoint."""
+def test_entra_keys_come_from_the_tenant_discovery_url(keys: Keys) -> None:
+    """Entra-mode keys are always the tenant's Entra discovery keys (never SCIM_JWKS_URL)."""
     fetched: list[str] = []
 
     def fetcher(url: str) -> Mapping[str, Any]:
         fetched.append(url)
-        return {"keys": [public_jwk(keys.signing, KID)]}
+        return {"keys": [public_jwk(keys.other, KID)]}
 
-    settings = Settings.from_env({"SCIM_ENTRA_TENANT_ID": TENANT})
-    auth = Authenticator.from_settings(settings, jwks_fetcher=fetcher)
-    assert auth.authenticate(f"Bearer {entra_jwt(keys.signing)}").tenant_id == TENANT
+    auth = authenticator(fetcher, SCIM_TEST_ONLY_ENTRA_TENANT_ID=TENANT)
+    assert auth.authenticate(f"Bearer {entra_jwt(keys.other)}").tenant_id == TENANT
     assert fetched == [f"https://login.microsoftonline.com/{TENANT}/discovery/v2.0/keys"]
+
+
+def test_test_only_mode_logs_a_warning_at_startup(caplog: pytest.LogCaptureFixture) -> None:
+    """Turning the blank-token mode on is loud: one warning when the authenticator is built."""
+    with caplog.at_level(logging.WARNING, logger=auth_module.__name__):
+        authenticator(SCIM_TEST_ONLY_ENTRA_TENANT_ID=TENANT)
+    (record,) = [r for r in caplog.records if r.name == auth_module.__name__]
+    assert record.levelno == logging.WARNING
+    assert "SCIM_TEST_ONLY_ENTRA_TENANT_ID" in record.getMessage()
+    assert "testing only" in record.getMessage()
+
+
+def test_no_warning_without_test_only_mode(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger=auth_module.__name__):
+        authenticator(SCIM_BEARER_TOKEN=PRIMARY)
+    assert [r for r in caplog.records if r.name == auth_module.__name__] == []
+
+
+def test_the_old_setting_name_no_longer_turns_the_mode_on(
+    entra_keys_server: JwksServer, keys: Keys
+) -> None:
+    """SCIM_ENTRA_TENANT_ID (before the rename) is ignored: the mode stays off (fail closed)."""
+    auth = authenticator(
+        entra_fetcher(entra_keys_server), SCIM_BEARER_TOKEN=PRIMARY, SCIM_ENTRA_TENANT_ID=TENANT
+    )
+    assert_rejected(auth, f"Bearer {entra_jwt(keys.other)}", "invalid token")
+
+
+# --- Key separation between the two JWT trust domains --------------------------------------
+
+
+@pytest.fixture
+def both_modes(jwks_server: JwksServer, entra_keys_server: JwksServer) -> Authenticator:
+    """OAuth mode (keys.signing at jwks_server) and test-only Entra mode (keys.other at the
+    Entra discovery URL), both with the same kid, as an attacker would arrange it."""
+    return authenticator(
+        entra_fetcher(entra_keys_server),
+        SCIM_JWT_ISSUER=ISSUER,
+        SCIM_JWT_AUDIENCE=AUDIENCE,
+        SCIM_JWKS_URL=jwks_server.url,
+        SCIM_TEST_ONLY_ENTRA_TENANT_ID=TENANT,
+    )
+
+
+def test_each_domain_accepts_tokens_signed_with_its_own_keys(
+    both_modes: Authenticator, keys: Keys
+) -> None:
+    assert both_modes.authenticate(f"Bearer {make_jwt(keys.signing)}").issuer == ISSUER
+    assert both_modes.authenticate(f"Bearer {entra_jwt(keys.other)}").issuer == ENTRA_ISSUER
+
+
+@pytest.mark.parametrize(
+    ("build", "fetched"),
+    [(lambda k: entra_jwt(k.signing), (0, 1)), (lambda k: make_jwt(k.other), (1, 0))],
+    ids=["entra-claims-signed-with-oauth-key", "oauth-claims-signed-with-entra-key"],
+)
+def test_a_key_of_one_domain_never_signs_for_the_other(
+    both_modes: Authenticator,
+    keys: Keys,
+    jwks_server: JwksServer,
+    entra_keys_server: JwksServer,
+    build: Callable[[Keys], str],
+    fetched: tuple[int, int],
+) -> None:
+    """Key confusion: whoever holds the OAuth issuer's signing key must not mint Entra tokens
+    (and the reverse). Each profile verifies against its own JWKS only: the token's claims pick
+    the profile, and only that profile's key server is asked (OAuth, Entra fetch counts)."""
+    assert_rejected(both_modes, f"Bearer {build(keys)}", "bad signature")
+    assert (jwks_server.served, entra_keys_server.served) == fetched
+
+
+def test_a_jwks_url_without_oauth_mode_is_a_startup_error() -> None:
+    """SCIM_JWKS_URL alone used to feed Entra mode its keys; now it only belongs to OAuth mode,
+    so setting it alone is a configuration error, not a silent key override."""
+    with pytest.raises(ValueError, match="SCIM_JWT_ISSUER, SCIM_JWT_AUDIENCE"):
+        authenticator(
+            SCIM_JWKS_URL="https://keys.example/jwks", SCIM_TEST_ONLY_ENTRA_TENANT_ID=TENANT
+        )
+
+
+# --- JWKS fetching: https only, size-capped --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://login.example.test/keys",
+        "http://127.0.0.1:8080/keys",
+        "http://[::1]:8080/keys",
+        "http://localhost/keys",
+    ],
+    ids=["https", "loopback-ipv4", "loopback-ipv6", "localhost"],
+)
+def test_jwks_url_accepted(url: str) -> None:
+    assert check_jwks_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://login.example.test/keys",
+        "http://127.0.0.1.example.test/keys",
+        "ftp://login.example.test/keys",
+        "file:///etc/passwd",
+        "https:///keys",
+        "login.example.test/keys",
+    ],
+    ids=["plain-http", "loopback-lookalike", "ftp", "file", "no-host", "no-scheme"],
+)
+def test_jwks_url_refused(url: str) -> None:
+    """Plain http lets anyone on the path swap the keys; other schemes read local files."""
+    with pytest.raises(ValueError, match="JWKS URL"):
+        check_jwks_url(url)
+
+
+def test_insecure_jwks_url_is_a_startup_error() -> None:
+    with pytest.raises(ValueError, match="must use https"):
+        authenticator(
+            SCIM_JWT_ISSUER=ISSUER,
+            SCIM_JWT_AUDIENCE=AUDIENCE,
+            SCIM_JWKS_URL="http://login.example.test/keys",
+        )
+
+
+def test_fetch_refuses_a_redirect_to_plain_http(jwks_server: JwksServer) -> None:
+    """A redirect must not downgrade the fetch: the target is checked before it is followed."""
+    jwks_server.location = "http://keys.example.test/jwks"
+    with pytest.raises(ValueError, match="must use https"):
+        fetch_jwks(jwks_server.url)
+    assert jwks_server.served == 1
+
+
+def test_fetch_follows_a_redirect_to_an_allowed_url(keys: Keys) -> None:
+    target, stop_target = serve_jwks([public_jwk(keys.signing, KID)])
+    source, stop_source = serve_jwks([])
+    try:
+        source.location = target.url
+        assert fetch_jwks(source.url)["keys"][0]["kid"] == KID
+        assert (source.served, target.served) == (1, 1)
+    finally:
+        stop_source()
+        stop_target()
+
+
+def test_fetch_refuses_an_oversized_document(jwks_server: JwksServer) -> None:
+    """The body is read up to the cap and no further; a larger document is an error."""
+    padding = "x" * auth_module.MAX_JWKS_BYTES
+    jwks_server.body = json.dumps({"keys": [], "padding": padding}).encode()
+    with pytest.raises(ValueError, match="exceeds"):
+        fetch_jwks(jwks_server.url)
+
+
+def test_oversized_jwks_means_no_keys(
+    oauth: Authenticator, keys: Keys, jwks_server: JwksServer
+) -> None:
+    """Through the authenticator: an oversized JWKS is a failed fetch (503), never keys."""
+    jwks_server.body = b"[" + b"0," * auth_module.MAX_JWKS_BYTES + b"0]"
+    with pytest.raises(ServiceUnavailable):
+        oauth.authenticate(f"Bearer {make_jwt(keys.signing)}")
+
+
+def test_fetch_accepts_a_document_at_the_cap(jwks_server: JwksServer) -> None:
+    document = {"keys": [], "padding": ""}
+    room = auth_module.MAX_JWKS_BYTES - len(json.dumps(document))
+    jwks_server.body = json.dumps({**document, "padding": "x" * room}).encode()
+    assert len(jwks_server.body) == auth_module.MAX_JWKS_BYTES
+    assert fetch_jwks(jwks_server.url)["keys"] == []
 
 
 # --- JwksCache ---------------------------------------------------------------------------------

@@ -55,3 +55,14 @@ def test_as_env_round_trips_and_names_every_setting() -> None:
 def test_non_string_value_is_refused() -> None:
     with pytest.raises(TypeError, match="SCIM_BEARER_TOKEN"):
         Settings.from_env({"SCIM_BEARER_TOKEN": 42})
+
+
+def test_blank_secret_token_mode_is_test_only_and_off_by_default() -> None:
+    """Entra's own provisioning token is for testing only (Learn, "Tutorial: Develop a sample
+    SCIM endpoint in Microsoft Entra ID"): the setting that turns it on says so in its name,
+    the name used before the rename is not read any more, and the default is off."""
+    names = Settings.setting_names()
+    assert "SCIM_TEST_ONLY_ENTRA_TENANT_ID" in names
+    assert "SCIM_ENTRA_TENANT_ID" not in names
+    assert Settings().test_only_entra_tenant_id is None
+    assert Settings.from_env({"SCIM_ENTRA_TENANT_ID": "t"}).test_only_entra_tenant_id is None
