@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from scim_core.cursor import CURSOR_TIMEOUT
 from scim_core.errors import NotFound
-from scim_core.messages import MAX_RESULTS, list_response
+from scim_core.messages import DEFAULT_COUNT, MAX_RESULTS, list_response
 from scim_core.schema import ResourceType, published_schemas
 
 #: Bulk limits announced and enforced (RFC 7644 §3.7.4).
@@ -27,6 +28,16 @@ def service_provider_config(base_url: str) -> dict[str, Any]:
         "filter": {"supported": True, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": False},
         "sort": {"supported": True},
+        # RFC 9865 (Service Provider Configuration): both methods; index stays the default,
+        # as RFC 7644 clients (Entra) expect when they send no cursor.
+        "pagination": {
+            "cursor": True,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_COUNT,
+            "maxPageSize": MAX_RESULTS,
+            "cursorTimeout": CURSOR_TIMEOUT,
+        },
         "etag": {"supported": True},
         "authenticationSchemes": [
             {

@@ -15,7 +15,9 @@ generic 500 without internals.
     │   ├── InvalidValue       scimType invalidValue    (§3.12)
     │   ├── Mutability         scimType mutability      (§3.5.2)
     │   ├── InvalidVersion     scimType invalidVers     (§3.12)
-    │   └── Sensitive          scimType sensitive       (§7.5.2)
+    │   ├── Sensitive          scimType sensitive       (§7.5.2)
+    │   ├── InvalidCursor      scimType invalidCursor   (RFC 9865 §2, pagination errors)
+    │   └── ExpiredCursor      scimType expiredCursor   (RFC 9865 §2, pagination errors)
     ├── Unauthorized (401)
     ├── Forbidden (403)
     ├── NotFound (404)
@@ -77,6 +79,18 @@ class InvalidFilter(BadRequest):
 
 class TooMany(BadRequest):
     scim_type = "tooMany"
+
+
+class InvalidCursor(BadRequest):
+    """A cursor this service did not issue, or issued for another query (RFC 9865)."""
+
+    scim_type = "invalidCursor"
+
+
+class ExpiredCursor(BadRequest):
+    """A cursor older than the announced ``cursorTimeout`` (RFC 9865)."""
+
+    scim_type = "expiredCursor"
 
 
 class InvalidSyntax(BadRequest):

@@ -51,6 +51,9 @@ class Query:
     sort_order: str | None = None  # "ascending" or "descending"
     start_index: int = 1
     count: int | None = None
+    #: RFC 9865 cursor pagination: "" asks for the first page, a ``nextCursor`` for the next;
+    #: None is index pagination (RFC 7644 §3.4.2.4).
+    cursor: str | None = None
 
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> Query:
@@ -66,6 +69,10 @@ class Query:
             order = order.lower()
         start = _integer(params, "startIndex")
         count = _integer(params, "count")
+        cursor = _text(params, "cursor")
+        if cursor is not None and start is not None:
+            # RFC 9865: a request pages by index or by cursor, not both.
+            raise QueryError("cursor", "cannot be combined with startIndex")
         return cls(
             attributes=_csv(params, "attributes"),
             excluded_attributes=_csv(params, "excludedAttributes"),
@@ -75,6 +82,7 @@ class Query:
             # RFC 7644 §3.4.2.4: a startIndex below 1 is 1; a negative count is 0.
             start_index=1 if start is None else max(1, start),
             count=None if count is None else min(max(0, count), MAX_RESULTS),
+            cursor=None if cursor is None else cursor.strip(),
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from scim_core.errors import NotFound
@@ -126,32 +127,57 @@ def references_members(f: Filter) -> bool:
     return references_members(f.inner)
 
 
-def find(
-    store: Store, rtype: ResourceType, f: Filter | None, *, strict: bool = True
-) -> Iterator[Stored]:
-    """Every stored resource matching ``f`` (documents without members). The filter is checked
-    against the resource type before anything is read (``strict``: an attribute the type does
-    not define is ``invalidFilter``; otherwise unassigned), so an answer from an index and one
-    from a scan fail alike."""
+@dataclass(frozen=True)
+class Plan:
+    """How a filter is answered. ``lookup``: the candidate ids from the cheapest index (None:
+    scan the type's partition, or list it all when ``rest`` is empty too); ``rest``: the terms
+    to evaluate on each candidate (for a scan, the whole filter). ``name`` says which plan was
+    chosen; a cursor carries it, so a walk never continues in another plan's order."""
+
+    name: str
+    lookup: Callable[[Store], list[str]] | None
+    rest: tuple[Filter, ...]
+
+
+def plan(rtype: ResourceType, f: Filter | None, *, strict: bool = True) -> Plan:
+    """The plan for ``f``. The filter is checked against the resource type first (``strict``:
+    an attribute the type does not define is ``invalidFilter``; otherwise unassigned), so an
+    answer from an index and one from a scan fail alike."""
     if f is None:
-        yield from store.scan(rtype.name)
-        return
+        return Plan("all", None, ())
     compiled(f, rtype, strict=strict)
     terms = conjuncts(f)
     ranked = sorted(range(len(terms)), key=lambda i: _index_rank(rtype, terms[i]))
     best = ranked[0]
-    plan = _index(rtype, terms[best])
-    if plan is None:
-        yield from _scan(store, rtype, f, strict)
+    found = _index(rtype, terms[best])
+    if found is None:
+        return Plan("scan", None, (f,))
+    rest = tuple(t for i, t in enumerate(terms) if i != best)
+    return Plan(f"index:{found[0]}", found[1], rest)
+
+
+def holds(store: Store, rtype: ResourceType, stored: Stored, p: Plan, strict: bool) -> bool:
+    """Whether a candidate of plan ``p`` passes the plan's remaining terms."""
+    return all(_term_holds(store, rtype, stored, t, strict) for t in p.rest)
+
+
+def find(
+    store: Store, rtype: ResourceType, f: Filter | None, *, strict: bool = True
+) -> Iterator[Stored]:
+    """Every stored resource matching ``f`` (documents without members), lazily: a scan reads a
+    page of the partition at a time (:func:`plan`)."""
+    chosen = plan(rtype, f, strict=strict)
+    if chosen.lookup is None:
+        for stored in store.scan(rtype.name):
+            if holds(store, rtype, stored, chosen, strict):
+                yield stored
         return
-    candidates = plan[1](store)
-    rest = [t for i, t in enumerate(terms) if i != best]
-    for rid in dict.fromkeys(candidates):
+    for rid in dict.fromkeys(chosen.lookup(store)):
         try:
             stored = store.get(rtype.name, rid)
         except NotFound:
             continue  # an index row whose resource went away between reads
-        if all(_term_holds(store, rtype, stored, t, strict) for t in rest):
+        if holds(store, rtype, stored, chosen, strict):
             yield stored
 
 
@@ -173,9 +199,3 @@ def _with_members(store: Store, rtype: ResourceType, stored: Stored, f: Filter) 
         doc["members"] = [{"value": m.value, "type": m.type, "display": m.display} for m in members]
         return doc
     return stored.doc
-
-
-def _scan(store: Store, rtype: ResourceType, f: Filter, strict: bool) -> Iterator[Stored]:
-    for stored in store.scan(rtype.name):
-        if matches(f, _with_members(store, rtype, stored, f), rtype, strict=strict):
-            yield stored

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scim_core import discovery
+from scim_core.cursor import CursorCodec, Position, load_key, query_digest
 from scim_core.errors import (
     BadRequest,
+    InvalidCursor,
     InvalidFilter,
     InvalidSyntax,
     InvalidValue,
@@ -21,6 +23,7 @@ from scim_core.errors import (
     NotImplemented_,
     PreconditionFailed,
     ScimError,
+    TooMany,
 )
 from scim_core.filter import compiled, parse_filter
 from scim_core.http import (
@@ -31,8 +34,9 @@ from scim_core.http import (
     json_response,
     parse_json,
 )
+from scim_core.listing import MAX_SCAN_ROWS, Listed, list_page, sorted_matches
 from scim_core.messages import DEFAULT_COUNT, Query, QueryError, list_response
-from scim_core.query import find
+from scim_core.query import Plan, find, plan
 from scim_core.resource import Projection, etag_matches, read_input, version_of
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType, default_resource_types
 from scim_core.store import Member, MemberChange, Store, Stored
@@ -69,10 +73,15 @@ class ScimService:
         store: Store,
         types: dict[str, ResourceType] | None = None,
         clock: Callable[[], str] = _now,
+        *,
+        max_scan_rows: int = MAX_SCAN_ROWS,
     ):
         self.store = store
         self.types = types or default_resource_types()
         self.clock = clock
+        #: Rows one request may examine for a filter no index serves, or a sort (listing).
+        self.max_scan_rows = max_scan_rows
+        self._cursors: CursorCodec | None = None  # built on the first cursor request
 
     # --- entry point --------------------------------------------------------------------------
     def handle(self, req: ScimRequest) -> ScimResponse:
@@ -126,14 +135,120 @@ class ScimService:
         found: list[tuple[ResourceType, Stored]] = []
         flt = self._parse_filter(query.filter)
         strict = self._root_strictness(flt, rtypes)
+        if query.cursor is not None:
+            raise BadRequest(
+                "cursor pagination is per resource type: search /Users or /Groups",
+                scim_type="invalidValue",
+            )
         for rtype in rtypes:
-            found += [(rtype, s) for s in find(self.store, rtype, flt, strict=strict[rtype.name])]
+            for s in find(self.store, rtype, flt, strict=strict[rtype.name]):
+                found.append((rtype, s))
+                if len(found) > self.max_scan_rows:  # bounded memory (scim_core.listing)
+                    raise TooMany(
+                        f"a root search returns at most {self.max_scan_rows} resources in all: "
+                        "search /Users or /Groups with a narrower filter"
+                    )
         return json_response(200, self._page(found, query, req.base_url))
 
     def list_resources(self, rtype: ResourceType, query: Query, base_url: str) -> dict[str, Any]:
+        """One page of a type's resources (:mod:`scim_core.listing`).
+
+        ``totalResults`` (RFC 7644 §3.4.2, REQUIRED with index pagination) is exact when the
+        request saw every result (a filter an index serves, a sorted query, the last page);
+        a page that stops early does not count the rest (that would read the whole partition)
+        and says ``startIndex - 1 + itemsPerPage + 1``: a lower bound that is always past the
+        page, so a client looping ``while startIndex <= totalResults`` visits every page and
+        stops after the last. With a cursor, ``totalResults`` is given only when it is exact:
+        on the last page, the number of resources the walk returned (README "Paging")."""
         flt = self._parse_filter(query.filter)
-        found = [(rtype, s) for s in find(self.store, rtype, flt)]
-        return self._page(found, query, base_url)
+        chosen = plan(rtype, flt)
+        count = DEFAULT_COUNT if query.count is None else query.count
+        if query.cursor is not None:
+            return self._cursor_page(rtype, query, chosen, count, base_url)
+        skip = query.start_index - 1
+        if query.sort_by:
+            found = self._sorted(rtype, query, chosen)
+            page = found[skip : skip + count]
+            return self._render_page(page, len(found), query, base_url, rtype)
+        listed = list_page(
+            self.store, rtype, chosen, skip=skip, count=count, max_rows=self.max_scan_rows
+        )
+        total = listed.total
+        if total is None:
+            total = skip + len(listed.items) + 1
+        return self._render_page(listed.items, total, query, base_url, rtype)
+
+    def _cursor_page(
+        self, rtype: ResourceType, query: Query, chosen: Plan, count: int, base_url: str
+    ) -> dict[str, Any]:
+        """RFC 9865: ``cursor`` empty for the first page, else a ``nextCursor`` this service
+        issued for the same query. Without ``sortBy`` a cursor holds the position of the last
+        row the page examined, so a walk returns every resource that exists throughout it
+        exactly once, whatever is created or deleted meanwhile (a page seeks past that
+        position: nothing before it is read again). With ``sortBy`` the order is computed per
+        request and the cursor holds an offset into it (RFC 9865 asks for a stable order, which
+        a concurrent change can shift)."""
+        digest = query_digest(
+            rtype.name, query.filter, query.sort_by, query.sort_order, chosen.name
+        )
+        codec = self._cursor_codec()
+        at = Position(None, 0) if not query.cursor else codec.open(query.cursor, digest)
+        if query.sort_by:
+            found = self._sorted(rtype, query, chosen)
+            try:
+                offset = int(at.after or 0)
+            except ValueError:
+                raise InvalidCursor("the cursor is not one this service issued") from None
+            items = found[offset : offset + count]
+            end = offset + len(items)
+            listed = Listed(items, str(end) if end < len(found) else None, len(found))
+        else:
+            listed = list_page(
+                self.store,
+                rtype,
+                chosen,
+                after=at.after,
+                count=count,
+                cursor=True,
+                max_rows=self.max_scan_rows,
+            )
+        returned = at.returned + len(listed.items)
+        body = self._render_page(listed.items, None, query, base_url, rtype)
+        if listed.next_after is not None and count > 0:
+            body["nextCursor"] = codec.issue(digest, Position(listed.next_after, returned))
+        else:
+            body["totalResults"] = returned if not query.sort_by else listed.total
+        return body
+
+    def _cursor_codec(self) -> CursorCodec:
+        if self._cursors is None:
+            self._cursors = CursorCodec(load_key(self.store))
+        return self._cursors
+
+    def _sorted(self, rtype: ResourceType, query: Query, chosen: Plan) -> list[Stored]:
+        from scim_core.sorting import sort_resources  # only sorted lists pay for it
+
+        assert query.sort_by is not None
+        matches = sorted_matches(self.store, rtype, chosen, True, self.max_scan_rows)
+        found = [(rtype, s) for s in matches]
+        ordered = sort_resources(found, query.sort_by, query.sort_order == "descending")
+        return [s for _, s in ordered]
+
+    def _render_page(
+        self,
+        items: list[Stored],
+        total: int | None,
+        query: Query,
+        base_url: str,
+        rtype: ResourceType,
+    ) -> dict[str, Any]:
+        projection = Projection(rtype, query.attributes, query.excluded_attributes)
+        rendered = [self.render(rtype, s, base_url, projection) for s in items]
+        body = list_response(rendered, total or 0, query.start_index)
+        if query.cursor is not None:
+            # RFC 9865: a cursor page has no startIndex, and totalResults only when known.
+            del body["startIndex"], body["totalResults"]
+        return body
 
     @staticmethod
     def _root_strictness(flt: Any, rtypes: list[ResourceType]) -> dict[str, bool]:

@@ -8,6 +8,7 @@ never changes the stored one (as with real storage) and the size limit is measur
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import marshal
@@ -60,6 +61,7 @@ class MemoryStore:
         self._members: dict[str, dict[str, Member]] = {}  # group id -> member id -> Member
         self._groups_of: dict[str, set[str]] = {}  # member id -> group ids (the reverse rows)
         self._state: dict[str, tuple[str, str]] = {}  # name -> (json, etag)
+        self._order: dict[str, list[str]] = {}  # rtype -> sorted ids (scan order), a cache
 
     # --- resources ----------------------------------------------------------------------------
     def create(
@@ -78,6 +80,7 @@ class MemoryStore:
             self._check_unique(rtype, id_, clean)
             row = _Row(text, self._etag(), clean)
             self._rows[rtype, id_] = row
+            self._order.pop(rtype, None)
             self._add_index(rtype, id_, clean)
             for member in members:
                 self._add_member(id_, member)
@@ -127,6 +130,7 @@ class MemoryStore:
             if etag is not None and row.etag != etag:
                 raise PreconditionFailed(f"{rtype} {id} was modified since it was read")
             del self._rows[rtype, id]
+            self._order.pop(rtype, None)
             self._drop_index(rtype, id, row.keys)
             for member_id in list(self._members.get(id, {})) if rtype == "Group" else ():
                 self._remove_member(id, member_id)
@@ -142,10 +146,30 @@ class MemoryStore:
                 return sorted(self._non_unique.get((rtype, index, value), ()))
             raise ValueError(f"{rtype} has no index {index!r}")
 
-    def scan(self, rtype: str) -> Iterator[Stored]:
+    def scan(
+        self, rtype: str, after: str | None = None, page_size: int | None = None
+    ) -> Iterator[Stored]:
+        # Positions are the ids, in code-point order. ``page_size`` only matters to storage
+        # that reads pages; here a page is a slice of the sorted ids taken under the lock.
+        size = page_size or 1000
+        while True:
+            with self._lock:
+                ids = self._sorted_ids(rtype)
+                start = bisect.bisect_right(ids, after) if after is not None else 0
+                chosen = ids[start : start + size]
+                page = [self._stored(rtype, id_, self._rows[rtype, id_]) for id_ in chosen]
+            for stored in page:
+                stored.position = stored.id
+                yield stored
+            if len(page) < size:
+                return
+            after = page[-1].id
+
+    def positions(self, rtype: str, after: str | None = None) -> Iterator[str]:
         with self._lock:
-            snapshot = sorted((id_, row) for (t, id_), row in self._rows.items() if t == rtype)
-        return (_stored(id_, row) for id_, row in snapshot)
+            ids = self._sorted_ids(rtype)
+        start = bisect.bisect_right(ids, after) if after is not None else 0
+        return iter(ids[start:])
 
     def bulk_load(
         self, rtype: str, items: Iterable[tuple[dict[str, Any], Mapping[str, str | None]]]
@@ -197,6 +221,13 @@ class MemoryStore:
     # --- internals (called with the lock held) -----------------------------------------------
     def _etag(self) -> str:
         return f'W/"{next(self._versions)}"'
+
+    def _sorted_ids(self, rtype: str) -> list[str]:
+        """The ids of a type in scan order, kept until a create or delete changes them."""
+        ids = self._order.get(rtype)
+        if ids is None:
+            ids = self._order[rtype] = sorted(id_ for t, id_ in self._rows if t == rtype)
+        return ids
 
     def _row(self, rtype: str, id_: str) -> _Row:
         row = self._rows.get((rtype, id_))

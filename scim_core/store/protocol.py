@@ -63,6 +63,9 @@ class Stored:
     etag: str
     keys: dict[str, str] = field(default_factory=dict)
     members: list[Member] | None = None
+    #: Where the resource sits in :meth:`Store.scan` order (set by ``scan``; opaque, store
+    #: specific): ``scan(after=position)`` continues right after it.
+    position: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,21 @@ class Store(Protocol):
         query."""
         ...
 
-    def scan(self, rtype: str) -> Iterator[Stored]:
-        """Every resource of the type (documents only, not index or membership rows)."""
+    def scan(
+        self, rtype: str, after: str | None = None, page_size: int | None = None
+    ) -> Iterator[Stored]:
+        """Every resource of the type (documents only, not index or membership rows), in the
+        store's order (each ``Stored.position`` set), from just after the position ``after``.
+        Lazy and paged: the store holds one page of documents at a time and reads the next
+        when the caller gets that far, so a caller that stops early reads no more.
+        ``page_size`` (at most 1,000, Table Storage's page) sizes the storage requests: a
+        caller that wants n resources asks for n (+1), not a full page."""
+        ...
+
+    def positions(self, rtype: str, after: str | None = None) -> Iterator[str]:
+        """The positions of the resources of ``scan`` order after ``after``, read key-only (no
+        document): the cheapest way to step over rows Table Storage cannot skip by offset
+        (a deep ``startIndex``): 1,000 keys a request."""
         ...
 
     def bulk_load(
