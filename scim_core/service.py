@@ -41,6 +41,11 @@ from scim_core.resource import Projection, etag_matches, read_input, version_of
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType, default_resource_types
 from scim_core.store import Member, MemberChange, Store, Stored
 
+#: Members one response carries at most (a group's GET, or each group of a list page); a larger
+#: group's members are paged with a cursor (``ScimService._member_page``).
+MAX_MEMBERS_RETURNED = 10_000
+#: Members read per storage request (a Table Storage response holds 1,000 rows: limit + 1).
+MEMBER_PAGE = 999
 #: Read-modify-write attempts of a PUT/PATCH without If-Match that keeps losing ETag races.
 WRITE_ATTEMPTS = 10
 _ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
@@ -307,8 +312,14 @@ class ScimService:
             if inm and etag_matches(inm, version):
                 return ScimResponse(304, b"", {"ETag": version})
             projection = Projection(rtype, query.attributes, query.excluded_attributes)
-            body = self.render(rtype, stored, req.base_url, projection)
-            return json_response(200, body, {"ETag": version})
+            headers = {"ETag": version}
+            members = None
+            if query.cursor is not None and rtype.name == "Group" and projection.wants_members():
+                members, link = self._member_page(stored, query, req.base_url)
+                if link:
+                    headers["Link"] = link
+            body = self.render(rtype, stored, req.base_url, projection, members=members)
+            return json_response(200, body, headers)
         if req.method == "PUT":
             return self.replace(req, rtype, rid)
         return self.patch(req, rtype, rid)
@@ -484,7 +495,7 @@ class ScimService:
             if members is None:
                 members = stored.members
             if members is None:
-                members = self.store.list_members(stored.id)
+                members = self._all_members(stored.id)
             out["members"] = [self._member(m, base_url) for m in members]
         if rtype.name == "User" and projection.wants_groups():
             out["groups"] = [
@@ -492,6 +503,46 @@ class ScimService:
                 for g in self.store.groups_of(stored.id)
             ]
         return projection.apply(out)
+
+    def _all_members(self, group_id: str) -> list[Member]:
+        """A group's members for a response, read a storage page at a time; past
+        :data:`MAX_MEMBERS_RETURNED` the response would hold too much: ``tooMany``, pointing to
+        the member cursor (:meth:`_member_page`) and ``excludedAttributes=members``."""
+        found: list[Member] = []
+        after: str | None = None
+        while True:
+            page = self.store.list_members(group_id, limit=MEMBER_PAGE, after=after)
+            found += page[:MEMBER_PAGE]
+            if len(found) > MAX_MEMBERS_RETURNED:
+                raise TooMany(
+                    f"group {group_id} has more than {MAX_MEMBERS_RETURNED} members: page them "
+                    f"with GET /Groups/{group_id}?attributes=members&cursor= (and the "
+                    "Link rel=next of each answer), or leave them out with "
+                    "excludedAttributes=members"
+                )
+            if len(page) <= MEMBER_PAGE:
+                return found
+            after = page[MEMBER_PAGE - 1].value
+
+    def _member_page(
+        self, stored: Stored, query: Query, base_url: str
+    ) -> tuple[list[Member], str | None]:
+        """One page of a group's members, by cursor: ``GET /Groups/{id}?attributes=members&
+        cursor=[&count=n]``. RFC 9865 pages list responses, not a multi-valued attribute, so
+        this applies its parameters to ``members`` and hands the next cursor in a ``Link``
+        header (RFC 8288, rel ``next``): the body stays a plain Group. Each page is one range
+        read of the membership rows after the last member returned."""
+        count = min(DEFAULT_COUNT if query.count is None else query.count, MEMBER_PAGE)
+        digest = query_digest("members", stored.id)
+        codec = self._cursor_codec()
+        at = Position(None, 0) if not query.cursor else codec.open(query.cursor, digest)
+        page = self.store.list_members(stored.id, limit=count, after=at.after)
+        members, more = page[:count], len(page) > count
+        if not more or not members:
+            return members, None
+        cursor = codec.issue(digest, Position(members[-1].value, at.returned + len(members)))
+        url = f"{base_url}/Groups/{stored.id}?attributes=members&count={count}&cursor={cursor}"
+        return members, f'<{url}>; rel="next"'
 
     @staticmethod
     def _member(m: Member, base_url: str) -> dict[str, Any]:

@@ -181,9 +181,13 @@ class MemoryStore:
         return count
 
     # --- membership ---------------------------------------------------------------------------
-    def list_members(self, group_id: str, limit: int | None = None) -> list[Member]:
+    def list_members(
+        self, group_id: str, limit: int | None = None, after: str | None = None
+    ) -> list[Member]:
         with self._lock:
             members = sorted(self._members.get(group_id, {}).values(), key=lambda m: m.value)
+        if after is not None:
+            members = [m for m in members if m.value > after]
         return members if limit is None else members[: limit + 1]
 
     def has_member(self, group_id: str, member_id: str) -> bool:

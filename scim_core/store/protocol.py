@@ -149,11 +149,15 @@ class Store(Protocol):
         ...
 
     # --- membership ---------------------------------------------------------------------------
-    def list_members(self, group_id: str, limit: int | None = None) -> list[Member]:
+    def list_members(
+        self, group_id: str, limit: int | None = None, after: str | None = None
+    ) -> list[Member]:
         """Members of a group: one range query (paged by the store). With ``limit``, at most
         ``limit + 1`` members from a single request, so the caller can tell whether the group
         has more than ``limit`` without reading it all. One Table Storage page holds 1,000 rows,
-        so ``limit`` is at most 999 (TableStore raises ``ValueError`` above)."""
+        so ``limit`` is at most 999 (TableStore raises ``ValueError`` above). With ``after`` (a
+        member id this order returned), only the members after it: a large group is read page
+        by page, each page one request."""
         ...
 
     def has_member(self, group_id: str, member_id: str) -> bool:

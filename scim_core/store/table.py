@@ -23,6 +23,7 @@ of such a group reads its members once.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections import OrderedDict
@@ -64,7 +65,7 @@ from scim_core.store.membership import (
     plan_members,
     with_inline,
 )
-from scim_core.store.paging import first_page, range_rows
+from scim_core.store.paging import MAX_PAGE_ROWS, first_page, range_rows
 from scim_core.store.protocol import (
     INLINE_MEMBERS,
     NON_UNIQUE_INDEXES,
@@ -322,16 +323,31 @@ class TableStore:
         return load(rtype, items, lambda ops: self._submit(table, ops, what, rtype), workers)
 
     # --- membership ---------------------------------------------------------------------------
-    def list_members(self, group_id: str, limit: int | None = None) -> list[Member]:
+    def list_members(
+        self, group_id: str, limit: int | None = None, after: str | None = None
+    ) -> list[Member]:
         with translated(f"members of Group {group_id}"):
             prefix = f"m|{encode_key(group_id)}|"
             # Only what a Member holds: the SDK's per-entity decoding (keys, Timestamp) is most
             # of the cost of a page, which a 1,000-row read halves (bench/README.md "Fixes").
             select = ["member", "type", "display"]
-            if limit is None:
-                rows: Iterable[TableEntity] = range_rows(
-                    self._tables["groups"], "Group", prefix, select
+            rows: Iterable[TableEntity]
+            if after is not None:
+                if limit is not None and limit + 1 > MAX_PAGE_ROWS:
+                    raise ValueError(f"one request reads at most {MAX_PAGE_ROWS} rows")
+                size = None if limit is None else limit + 1
+                rows = range_rows(
+                    self._tables["groups"],
+                    "Group",
+                    prefix,
+                    select,
+                    after=member_rk(group_id, after),
+                    page_size=size,
                 )
+                if size is not None:
+                    rows = itertools.islice(rows, size)
+            elif limit is None:
+                rows = range_rows(self._tables["groups"], "Group", prefix, select)
             else:
                 # One request: the first page only, sized to tell "more than limit" apart.
                 rows = first_page(self._tables["groups"], "Group", prefix, limit + 1, select)
