@@ -11,7 +11,7 @@ partition and evaluates the filter in memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from scim_core.filter import (
     compiled,
     matches,
 )
+from scim_core.indexes import OperatorIndex, path_key
 from scim_core.schema import ResourceType
 from scim_core.store import Store, Stored
 
@@ -75,46 +76,75 @@ def member_id(rtype: ResourceType, term: Filter) -> str | None:
     return None
 
 
-#: The indexed string attributes of each resource type, cheapest first, with how the index
-#: normalises a value (as the service keys it: ``ScimService.keys``). One table for ranking and
+#: The built-in indexed string attributes of each resource type, cheapest first, by the
+#: attribute's planner key (:func:`scim_core.indexes.path_key`), with how the index normalises a
+#: value (as the service keys it: ``ScimService.keys``). Operator-chosen indexes
+#: (:mod:`scim_core.indexes`) join this table in :func:`index_table`: one table for ranking and
 #: lookup, so the planner can never rank an index that the lookup does not have.
-_INDEXES: dict[str, dict[str, tuple[int, str, Callable[[str], str]]]] = {
+IndexEntry = tuple[int, str, Callable[[str], str]]
+_INDEXES: dict[str, dict[str, IndexEntry]] = {
     "User": {
-        "id": (0, "id", str),
-        "username": (1, "userName", str.casefold),
-        "externalid": (2, "externalId", str),
+        "|id|": (0, "id", str),
+        "|username|": (1, "userName", str.casefold),
+        "|externalid|": (2, "externalId", str),
     },
     "Group": {
-        "id": (0, "id", str),
-        "displayname": (1, "displayName", str.casefold),
-        "externalid": (2, "externalId", str),
+        "|id|": (0, "id", str),
+        "|displayname|": (1, "displayName", str.casefold),
+        "|externalid|": (2, "externalId", str),
     },
 }
+_OPERATOR_RANK = 2
 _MEMBERSHIP_RANK = 3
 _NO_INDEX = 9
 
 
-def _index(rtype: ResourceType, term: Filter) -> tuple[int, Callable[[Store], list[str]]] | None:
-    """How one term can be answered from an index: its rank (cheapest first) and the lookup of
-    candidate ids; None if no index answers it."""
+def index_table(
+    rtype: ResourceType, indexes: Sequence[OperatorIndex] = ()
+) -> dict[str, IndexEntry]:
+    """The indexes of ``rtype`` the planner may use: the built-in ones and, for users, the
+    operator-chosen ``indexes`` (those the instance has built)."""
+    table = dict(_INDEXES[rtype.name])
+    if rtype.name == "User":
+        for index in indexes:
+            table.setdefault(index.key, (_OPERATOR_RANK, index.name, index.normalise))
+    return table
+
+
+def _index(
+    rtype: ResourceType, term: Filter, table: Mapping[str, IndexEntry]
+) -> tuple[int, str, Callable[[Store], list[str]]] | None:
+    """How one term can be answered from an index: its rank (cheapest first), the index name
+    and the lookup of candidate ids; None if no index answers it."""
     mid = member_id(rtype, term)
     if mid is not None:
-        return _MEMBERSHIP_RANK, lambda store: store.groups_of(mid)
+        return _MEMBERSHIP_RANK, "members", lambda store: store.groups_of(mid)
     eq = _eq_string(term)
-    if eq is None or eq[0].sub is not None:
+    if eq is None:
         return None
-    found = _INDEXES[rtype.name].get(_core_name(rtype, eq[0]) or "")
+    found = table.get(path_key(rtype, eq[0]) or "")
     if found is None:
         return None
     rank, index, normalise = found
     value = normalise(eq[1])
     if index == "id":
-        return rank, lambda store: [value]
-    return rank, lambda store: store.lookup(rtype.name, index, value)
+        return rank, index, lambda store: [value]
+    return rank, index, lambda store: store.lookup(rtype.name, index, value)
 
 
-def _index_rank(rtype: ResourceType, term: Filter) -> int:
-    found = _index(rtype, term)
+def wanted_indexes(
+    rtype: ResourceType, f: Filter | None, indexes: Sequence[OperatorIndex]
+) -> list[OperatorIndex]:
+    """The operator-chosen indexes an ``eq`` term of ``f``'s top-level ``and`` names: only a
+    filter that could use one pays for finding out which are built."""
+    if f is None or rtype.name != "User" or not indexes:
+        return []
+    keys = {path_key(rtype, eq[0]) for t in conjuncts(f) if (eq := _eq_string(t)) is not None}
+    return [i for i in indexes if i.key in keys]
+
+
+def _index_rank(rtype: ResourceType, term: Filter, table: Mapping[str, IndexEntry]) -> int:
+    found = _index(rtype, term, table)
     return _NO_INDEX if found is None else found[0]
 
 
@@ -139,21 +169,29 @@ class Plan:
     rest: tuple[Filter, ...]
 
 
-def plan(rtype: ResourceType, f: Filter | None, *, strict: bool = True) -> Plan:
+def plan(
+    rtype: ResourceType,
+    f: Filter | None,
+    *,
+    strict: bool = True,
+    indexes: Sequence[OperatorIndex] = (),
+) -> Plan:
     """The plan for ``f``. The filter is checked against the resource type first (``strict``:
     an attribute the type does not define is ``invalidFilter``; otherwise unassigned), so an
-    answer from an index and one from a scan fail alike."""
+    answer from an index and one from a scan fail alike. ``indexes``: the operator-chosen
+    indexes the instance has built."""
     if f is None:
         return Plan("all", None, ())
     compiled(f, rtype, strict=strict)
+    table = index_table(rtype, indexes)
     terms = conjuncts(f)
-    ranked = sorted(range(len(terms)), key=lambda i: _index_rank(rtype, terms[i]))
+    ranked = sorted(range(len(terms)), key=lambda i: _index_rank(rtype, terms[i], table))
     best = ranked[0]
-    found = _index(rtype, terms[best])
+    found = _index(rtype, terms[best], table)
     if found is None:
         return Plan("scan", None, (f,))
     rest = tuple(t for i, t in enumerate(terms) if i != best)
-    return Plan(f"index:{found[0]}", found[1], rest)
+    return Plan(f"index:{found[1]}", found[2], rest)
 
 
 def holds(store: Store, rtype: ResourceType, stored: Stored, p: Plan, strict: bool) -> bool:
@@ -162,11 +200,16 @@ def holds(store: Store, rtype: ResourceType, stored: Stored, p: Plan, strict: bo
 
 
 def find(
-    store: Store, rtype: ResourceType, f: Filter | None, *, strict: bool = True
+    store: Store,
+    rtype: ResourceType,
+    f: Filter | None,
+    *,
+    strict: bool = True,
+    indexes: Sequence[OperatorIndex] = (),
 ) -> Iterator[Stored]:
     """Every stored resource matching ``f`` (documents without members), lazily: a scan reads a
     page of the partition at a time (:func:`plan`)."""
-    chosen = plan(rtype, f, strict=strict)
+    chosen = plan(rtype, f, strict=strict, indexes=indexes)
     if chosen.lookup is None:
         for stored in store.scan(rtype.name):
             if holds(store, rtype, stored, chosen, strict):

@@ -34,9 +34,16 @@ from scim_core.http import (
     json_response,
     parse_json,
 )
+from scim_core.indexes import (
+    DEFAULT_INDEXED_ATTRIBUTES,
+    IndexReadiness,
+    OperatorIndex,
+    index_keys,
+    parse_indexed,
+)
 from scim_core.listing import MAX_SCAN_ROWS, Listed, list_page, sorted_matches
 from scim_core.messages import DEFAULT_COUNT, Query, QueryError, list_response
-from scim_core.query import Plan, find, plan
+from scim_core.query import Plan, find, plan, wanted_indexes
 from scim_core.resource import Projection, etag_matches, read_input, version_of
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType, default_resource_types
 from scim_core.store import Member, MemberChange, Store, Stored
@@ -80,10 +87,16 @@ class ScimService:
         clock: Callable[[], str] = _now,
         *,
         max_scan_rows: int = MAX_SCAN_ROWS,
+        indexed_attributes: str = DEFAULT_INDEXED_ATTRIBUTES,
     ):
         self.store = store
         self.types = types or default_resource_types()
         self.clock = clock
+        #: Operator-chosen indexes (``SCIM_INDEXED_ATTRIBUTES``): written with every user; used
+        #: by the planner once built (:class:`~scim_core.indexes.IndexReadiness`).
+        self.indexes = parse_indexed(indexed_attributes, self.types["User"])
+        self.readiness = IndexReadiness(store, self.indexes)
+        self._create_checked = False
         #: Rows one request may examine for a filter no index serves, or a sort (listing).
         self.max_scan_rows = max_scan_rows
         self._cursors: CursorCodec | None = None  # built on the first cursor request
@@ -146,7 +159,8 @@ class ScimService:
                 scim_type="invalidValue",
             )
         for rtype in rtypes:
-            for s in find(self.store, rtype, flt, strict=strict[rtype.name]):
+            indexes = self._ready_indexes(rtype, flt)
+            for s in find(self.store, rtype, flt, strict=strict[rtype.name], indexes=indexes):
                 found.append((rtype, s))
                 if len(found) > self.max_scan_rows:  # bounded memory (scim_core.listing)
                     raise TooMany(
@@ -166,7 +180,7 @@ class ScimService:
         stops after the last. With a cursor, ``totalResults`` is given only when it is exact:
         on the last page, the number of resources the walk returned (README "Paging")."""
         flt = self._parse_filter(query.filter)
-        chosen = plan(rtype, flt)
+        chosen = plan(rtype, flt, indexes=self._ready_indexes(rtype, flt))
         count = DEFAULT_COUNT if query.count is None else query.count
         if query.cursor is not None:
             return self._cursor_page(rtype, query, chosen, count, base_url)
@@ -224,6 +238,11 @@ class ScimService:
         else:
             body["totalResults"] = returned if not query.sort_by else listed.total
         return body
+
+    def _ready_indexes(self, rtype: ResourceType, flt: Any) -> tuple[OperatorIndex, ...]:
+        # Checking readiness reads state (once per process): only for a filter that could use
+        # an operator index, never for Entra's userName/externalId/id queries.
+        return self.readiness.ready() if wanted_indexes(rtype, flt, self.indexes) else ()
 
     def _cursor_codec(self) -> CursorCodec:
         if self._cursors is None:
@@ -343,10 +362,13 @@ class ScimService:
         unique = "userName" if rtype.name == "User" else "displayName"
         value = doc.get(unique)
         ext = doc.get("externalId")
-        return {
+        keys: dict[str, str | None] = {
             unique: value.casefold() if isinstance(value, str) else None,
             "externalId": ext if isinstance(ext, str) else None,
         }
+        if rtype.name == "User":
+            keys.update(index_keys(self.indexes, rtype, doc))
+        return keys
 
     def _check_members(self, members: list[Member] | tuple[Member, ...] | Any) -> None:
         for m in members:
@@ -357,6 +379,11 @@ class ScimService:
         doc, members = read_input(rtype, parse_json(req))
         if members:
             self._check_members(members)
+        if rtype.name == "User" and self.indexes and not self._create_checked:
+            # Once per process, before its first user create: an instance without users marks
+            # its indexes built now (nothing to reindex), so a new instance uses them at once.
+            self._create_checked = True
+            self.readiness.ready()
         now = self.clock()
         doc["id"] = str(uuid.uuid4())
         doc["meta"] = {"resourceType": rtype.name, "created": now, "lastModified": now}

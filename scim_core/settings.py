@@ -60,6 +60,12 @@ class Settings:
     storage_timeout: str = _setting("STORAGE_TIMEOUT_SECONDS", "5")
     """Bound on one storage call, retries included; past it a request answers 503."""
     """Client id of the user-assigned managed identity (tables, Key Vault, Graph)."""
+    indexed_attributes: str = _setting(
+        "SCIM_INDEXED_ATTRIBUTES",
+        "emails.value,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+    )
+    """User attributes indexed for ``eq`` lookups, comma-separated (scim_core.indexes). After
+    changing it on an instance with users, run ``python -m scim_core.reindex`` once."""
 
     # --- Graph enrichment ------------------------------------------------------------------
     sync_schedule: str = _setting("SYNC_SCHEDULE", "0 */15 * * * *")

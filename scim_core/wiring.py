@@ -4,6 +4,7 @@ authenticator. Called once per process by ``function_app``."""
 from __future__ import annotations
 
 from scim_core.auth import Authenticator
+from scim_core.indexes import IndexSettingError
 from scim_core.router import Router
 from scim_core.service import ScimService
 from scim_core.settings import Settings
@@ -35,6 +36,15 @@ def build_store(settings: Settings) -> Store:
     raise ConfigurationError("set TABLES_CONNECTION_STRING (local) or TABLES_ENDPOINT (Azure)")
 
 
+def operator_store(endpoint: str) -> Store:
+    """A store for an operator's one-shot command (``scim_core.reindex``) from their machine:
+    signed in with ``DefaultAzureCredential`` (``az login``); their identity needs the Storage
+    Table Data Contributor role on the account."""
+    from scim_core.store.table import TableStore
+
+    return TableStore.from_operator_login(endpoint)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -50,4 +60,8 @@ def _seconds(text: str) -> float:
 def build_router(settings: Settings) -> Router:
     """The request handler of a process: the service over the configured store, behind the
     configured authenticator."""
-    return Router(ScimService(build_store(settings)), Authenticator.from_settings(settings))
+    try:
+        service = ScimService(build_store(settings), indexed_attributes=settings.indexed_attributes)
+    except IndexSettingError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return Router(service, Authenticator.from_settings(settings))

@@ -215,6 +215,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'STORAGE_TIMEOUT_SECONDS'
           value: '5'
         }
+        {
+          // User attributes indexed for eq lookups. After changing it on an instance with users,
+          // run `python -m scim_core.reindex --endpoint <table endpoint>` once (README, Indexes).
+          name: 'SCIM_INDEXED_ATTRIBUTES'
+          value: 'emails.value,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber'
+        }
         // --- Graph enrichment ---
         {
           name: 'SYNC_SCHEDULE'

@@ -34,6 +34,7 @@ from scim_core.filter.matcher import (
     compile_value_filter,
     compiled,
     matches,
+    values_at,
 )
 from scim_core.filter.nodes import (
     COMPARE_OPS,
@@ -71,6 +72,7 @@ __all__ = [
     "compile_value_filter",
     "compiled",
     "matches",
+    "values_at",
     "parse_filter",
     "parse_path",
     "referenced_paths",

@@ -276,6 +276,13 @@ def compiled(f: Filter, rtype: ResourceType, *, strict: bool = True) -> Matcher:
     return hit[2]
 
 
+def values_at(rtype: ResourceType, path: AttrPath) -> tuple[_Getter, Attribute | None]:
+    """The values a comparison on ``path`` tests in a document, and the attribute it compares
+    (None if the type does not define the path): exactly what ``eq`` on that path compares,
+    so an index built from these values answers ``eq`` as the matcher would."""
+    return _Scope(rtype).resolve(path, compare=True)
+
+
 def matches(
     f: Filter, resource: Mapping[str, Any], rtype: ResourceType, *, strict: bool = True
 ) -> bool:

@@ -20,7 +20,13 @@ from azure.data.tables import TableEntity
 
 from scim_core.errors import PayloadTooLarge
 from scim_core.store.batch import Op
-from scim_core.store.protocol import NON_UNIQUE_INDEXES, UNIQUE_INDEXES, Member, Stored
+from scim_core.store.protocol import (
+    Member,
+    Stored,
+    index_of,
+    is_non_unique,
+    known_index,
+)
 
 MAX_DOCUMENT_BYTES = 1_000_000  # == scim_core.store.memory.MAX_DOCUMENT_BYTES (contract-tested)
 MAX_ENTITY_BYTES = 1024 * 1024
@@ -108,22 +114,33 @@ def clean_keys(rtype: str, keys: Keys) -> dict[str, str]:
     """Check the index names; drop absent (None) values."""
     if rtype not in TABLES:
         raise ValueError(f"unknown resource type {rtype!r}")
-    unknown = set(keys) - {*UNIQUE_INDEXES[rtype], *NON_UNIQUE_INDEXES[rtype]}
+    unknown = {key for key in keys if not known_index(rtype, key)}
     if unknown:
         raise ValueError(f"{rtype} has no index {sorted(unknown)}")
     return {index: value for index, value in keys.items() if value is not None}
 
 
 def index_ops(rtype: str, id_: str, old: Mapping[str, str], new: Mapping[str, str]) -> list[Op]:
-    """Delete the index rows of changed keys and create the new ones; a ``create`` fails with 409
-    when a unique value is taken, which is the uniqueness check."""
+    """Delete the index rows of values a resource no longer has and create those of its new
+    values (compared as sets per index, so values that only moved between ``name#n`` keys
+    write nothing); a ``create`` fails with 409 when a unique value is taken, which is the
+    uniqueness check."""
     ops: list[Op] = []
-    for index in (*UNIQUE_INDEXES[rtype], *NON_UNIQUE_INDEXES[rtype]):
-        before, after = old.get(index), new.get(index)
-        for verb, value in (("delete", before), ("create", after)) if before != after else ():
-            if value is not None:
+    before, after = _values_by_index(old), _values_by_index(new)
+    for index in sorted(before.keys() | after.keys()):
+        gone = before.get(index, set()) - after.get(index, set())
+        added = after.get(index, set()) - before.get(index, set())
+        for verb, values in (("delete", gone), ("create", added)):
+            for value in sorted(values):
                 rk = f"{index}|{encode_key(value)}"
-                if index in NON_UNIQUE_INDEXES[rtype]:
+                if is_non_unique(rtype, index):
                     rk += f"|{encode_key(id_)}"
                 ops.append((verb, {"PartitionKey": rtype, "RowKey": rk, "id": id_}, {}))
     return ops
+
+
+def _values_by_index(keys: Mapping[str, str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for key, value in keys.items():
+        out.setdefault(index_of(key), set()).add(value)
+    return out

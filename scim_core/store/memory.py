@@ -20,11 +20,13 @@ from typing import Any
 from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from scim_core.store.protocol import (
     INLINE_MEMBERS,
-    NON_UNIQUE_INDEXES,
     UNIQUE_INDEXES,
     Member,
     MemberChange,
     Stored,
+    index_of,
+    is_non_unique,
+    known_index,
 )
 
 #: Largest document (compact UTF-8 JSON) either store accepts. Kept equal to
@@ -142,7 +144,7 @@ class MemoryStore:
             if index in UNIQUE_INDEXES[rtype]:
                 found = self._unique.get((rtype, index, value))
                 return [] if found is None else [found]
-            if index in NON_UNIQUE_INDEXES[rtype]:
+            if is_non_unique(rtype, index) and "#" not in index:
                 return sorted(self._non_unique.get((rtype, index, value), ()))
             raise ValueError(f"{rtype} has no index {index!r}")
 
@@ -246,21 +248,23 @@ class MemoryStore:
                 raise Conflict(f"a {rtype} with this {index} already exists")
 
     def _add_index(self, rtype: str, id_: str, keys: Mapping[str, str]) -> None:
-        for index, value in keys.items():
+        for key, value in keys.items():
+            index = index_of(key)  # x:emails.value#1 is a second value of x:emails.value
             if index in UNIQUE_INDEXES[rtype]:
                 self._unique[rtype, index, value] = id_
             else:
                 self._non_unique.setdefault((rtype, index, value), set()).add(id_)
 
     def _drop_index(self, rtype: str, id_: str, keys: Mapping[str, str]) -> None:
-        for index, value in keys.items():
+        for key, value in keys.items():
+            index = index_of(key)
             if index in UNIQUE_INDEXES[rtype]:
                 del self._unique[rtype, index, value]
             else:
-                ids = self._non_unique[rtype, index, value]
+                ids = self._non_unique.get((rtype, index, value), set())
                 ids.discard(id_)
                 if not ids:
-                    del self._non_unique[rtype, index, value]
+                    self._non_unique.pop((rtype, index, value), None)
 
     def _stored(self, rtype: str, id_: str, row: _Row) -> Stored:
         return _stored(id_, row, self._members.get(id_, {}) if rtype == "Group" else None)
@@ -295,7 +299,7 @@ def _clean_keys(rtype: str, keys: Mapping[str, str | None]) -> dict[str, str]:
     """Validate index names and drop absent (None) values."""
     if rtype not in UNIQUE_INDEXES:
         raise ValueError(f"unknown resource type {rtype!r}")
-    unknown = set(keys) - {*UNIQUE_INDEXES[rtype], *NON_UNIQUE_INDEXES[rtype]}
+    unknown = {key for key in keys if not known_index(rtype, key)}
     if unknown:
         raise ValueError(f"{rtype} has no index {sorted(unknown)}")
     return {index: value for index, value in keys.items() if value is not None}

@@ -9,8 +9,9 @@ Vocabulary
 - ``rtype``: ``"User"`` or ``"Group"``.
 - ``doc``: the resource's JSON document as stored (a dict with ``id`` and ``meta``); for groups
   *without* ``members`` — members are stored as separate membership rows.
-- ``keys``: the index keys of a resource, ``{index_name: normalised value}``. Unique indexes
-  (``User.userName``, ``Group.displayName``) reject a second resource with the same value
+- ``keys``: the index keys of a resource, ``{index_name: normalised value}`` (an operator-chosen
+  index of a multi-valued attribute has a key per value: :data:`OPERATOR_INDEX_PREFIX`). Unique
+  indexes (``User.userName``, ``Group.displayName``) reject a second resource with the same value
   atomically with the write (:class:`~scim_core.errors.Conflict`). Non-unique indexes
   (``externalId``) map one value to any number of ids. The service normalises the values
   (casefolding for caseExact=false attributes) before it calls the store; a key whose value is
@@ -35,6 +36,36 @@ NON_UNIQUE_INDEXES: Mapping[str, tuple[str, ...]] = {
     "User": ("externalId",),
     "Group": ("externalId",),
 }
+#: Index names beginning with this are operator-chosen (``scim_core.indexes``): non-unique,
+#: users only. A key ``<name>#<n>`` is the n-th further value of index ``<name>`` (an attribute
+#: with several values has one row per value).
+OPERATOR_INDEX_PREFIX = "x:"
+
+
+def index_of(key: str) -> str:
+    """The index a key names (``x:emails.value#2`` -> ``x:emails.value``)."""
+    return key.partition("#")[0]
+
+
+def known_index(rtype: str, key: str) -> bool:
+    """Whether ``key`` names an index of ``rtype`` (built-in, or operator-chosen for users)."""
+    if key in UNIQUE_INDEXES[rtype] or key in NON_UNIQUE_INDEXES[rtype]:
+        return True
+    name, _, n = key.partition("#")
+    return (
+        rtype == "User"
+        and name.startswith(OPERATOR_INDEX_PREFIX)
+        and len(name) > len(OPERATOR_INDEX_PREFIX)
+        and (n == "" or n.isdigit())
+    )
+
+
+def is_non_unique(rtype: str, index: str) -> bool:
+    return index in NON_UNIQUE_INDEXES[rtype] or (
+        known_index(rtype, index) and index.startswith(OPERATOR_INDEX_PREFIX)
+    )
+
+
 #: A group of at most this many members may be read with its members in one request
 #: (:attr:`Stored.members`).
 INLINE_MEMBERS = 99

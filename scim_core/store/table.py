@@ -68,11 +68,11 @@ from scim_core.store.membership import (
 from scim_core.store.paging import MAX_PAGE_ROWS, first_page, range_rows
 from scim_core.store.protocol import (
     INLINE_MEMBERS,
-    NON_UNIQUE_INDEXES,
     UNIQUE_INDEXES,
     Member,
     MemberChange,
     Stored,
+    is_non_unique,
 )
 from scim_core.store.transport import HttpClientTransport, RequestCounter
 
@@ -149,6 +149,13 @@ class TableStore:
 
         credential = ManagedIdentityCredential(client_id=client_id)
         return cls.from_endpoint(endpoint, credential, **kwargs)
+
+    @classmethod
+    def from_operator_login(cls, endpoint: str, **kwargs: Any) -> TableStore:
+        """An operator's command from their machine: ``DefaultAzureCredential`` (``az login``)."""
+        from azure.identity import DefaultAzureCredential
+
+        return cls.from_endpoint(endpoint, DefaultAzureCredential(), **kwargs)
 
     @property
     def request_count(self) -> int:
@@ -292,7 +299,7 @@ class TableStore:
             except NotFound:
                 return []
             return [row["id"]]
-        if index in NON_UNIQUE_INDEXES[rtype]:
+        if is_non_unique(rtype, index) and "#" not in index:
             with translated(what):
                 return [
                     r["id"]

@@ -26,6 +26,9 @@ def store(scim: Client) -> TableStore:
     # Locally the first write creates the tables (tests/store/test_tables_on_demand.py); make
     # sure that has happened, so that no count here includes it whatever ran before.
     built.create_tables()
+    # A process reads which operator indexes are built before its first user create (once;
+    # scim_core.indexes): make sure that has happened too.
+    scim.post("/Users", entra_user(unique("warm") + "@x.com", unique("ext")))
     return built
 
 

@@ -4,7 +4,8 @@ full scan evaluated in memory, on both stores, and both fail alike.
 
 The filters cover every operator, ``and``/``or``/``not``, value paths, case variants of
 attribute names, full URN paths and extension attributes, over the attributes the planner
-indexes (``id``, ``userName``, ``externalId``, group ``displayName``, ``members``) and those it
+indexes (``id``, ``userName``, ``externalId``, group ``displayName``, ``members``, and the
+default operator-chosen ``emails.value`` and enterprise ``employeeNumber``) and those it
 does not (user ``displayName``: it once looked that one up in the group's index and found
 nothing). Operands are drawn from the tenant's own values, in case variants, so that terms
 match often.
@@ -23,7 +24,8 @@ from hypothesis import strategies as st
 from scim_core.errors import ScimError
 from scim_core.filter import compiled, parse_filter
 from scim_core.http import ScimRequest
-from scim_core.query import find
+from scim_core.indexes import DEFAULT_INDEXED_ATTRIBUTES, parse_indexed
+from scim_core.query import find, plan
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, default_resource_types
 from scim_core.service import ScimService
 from scim_core.store import Store
@@ -68,7 +70,20 @@ VALUE_PATHS = {
     "User": [("emails", [("type", "emailType"), ("value", "email"), ("primary", "bool")])],
     "Group": [("members", [("value", "id"), ("type", "memberType")])],
 }
-PLANNED = {"id", "userName", "externalId", "displayName", "members", "members.value"}
+PLANNED = {
+    "id",
+    "userName",
+    "externalId",
+    "displayName",
+    "members",
+    "members.value",
+    # Operator-chosen indexes (SCIM_INDEXED_ATTRIBUTES, the default).
+    "emails.value",
+    "emails",
+    "employeeNumber",
+}
+#: The default operator-chosen indexes, as a service writes and the planner uses them.
+INDEXES = parse_indexed(DEFAULT_INDEXED_ATTRIBUTES, default_resource_types()["User"])
 DATES = ["2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z", "2026-12-03T12:00:00.000Z"]
 
 
@@ -104,14 +119,17 @@ def populate(store: Store) -> dict[str, list[Any]]:
     }
     for n in range(14):
         name = f"User{n}@Contoso.com"
-        email = f"u{n % 5}@mail.test"
+        email = f"u{n % 5}@Mail.test"
+        # Some users have a second email, shared with others, in another letter case: an index
+        # of every email of a user, compared case-insensitively.
+        emails = [{"type": rng.choice(["work", "home"]), "value": email, "primary": n % 2 == 0}]
+        if n % 3 == 0:
+            emails.append({"type": "other", "value": f"SHARED{n % 2}@mail.test"})
         body: dict[str, Any] = {
             "userName": name,
             "displayName": rng.choice(["Alpha", "beta", "Zed", "ALPHA"]),
             "active": rng.random() < 0.7,
-            "emails": [
-                {"type": rng.choice(["work", "home"]), "value": email, "primary": n % 2 == 0}
-            ],
+            "emails": emails,
             "name": {"givenName": rng.choice(["Alpha", "Beta"])},
         }
         if n % 3:
@@ -125,7 +143,7 @@ def populate(store: Store) -> dict[str, list[Any]]:
         user = call(service, "POST", "/Users", body)
         pools["id"].append(user["id"])
         pools["userName"] += [name, name.upper(), name.lower()]
-        pools["email"].append(email)
+        pools["email"] += [email, email.lower(), "shared1@MAIL.TEST"]
         pools["externalId"] += [body.get("externalId", "ext-9")]
     users = list(pools["id"])
     for name in ["Alpha", "Sales", "sales team", "Zed"]:
@@ -234,7 +252,9 @@ def test_planned_answer_equals_full_scan(store: Store, rtype: str) -> None:
     @DIFF
     @given(text=filters(rtype, pools))
     def check(text: str) -> None:
-        planned = outcome(lambda: {s.id for s in find(store, TYPES[rtype], parse_filter(text))})
+        planned = outcome(
+            lambda: {s.id for s in find(store, TYPES[rtype], parse_filter(text), indexes=INDEXES)}
+        )
         scanned = outcome(lambda: full_scan(store, rtype, text))
         assert planned == scanned, text
 
@@ -248,8 +268,21 @@ def test_planned_answer_equals_full_scan(store: Store, rtype: str) -> None:
         ("User", 'DISPLAYNAME eq "alpha" and active eq true'),
         ("Group", 'displayName eq "sales"'),
         ("User", "externalId eq 1.50"),
+        ("User", 'emails.value eq "SHARED1@mail.TEST"'),
+        ("User", 'emails eq "u1@mail.test" and active eq true'),
+        ("User", f'{ENTERPRISE_USER_SCHEMA}:employeeNumber eq "42"'),
+        ("User", "employeeNumber eq 42"),
     ],
-    ids=["user-displayName", "user-displayName-and", "group-displayName", "bare-number"],
+    ids=[
+        "user-displayName",
+        "user-displayName-and",
+        "group-displayName",
+        "bare-number",
+        "second-email-other-case",
+        "bare-emails-and",
+        "employeeNumber-urn",
+        "employeeNumber-bare-number",
+    ],
 )
 def test_examples_once_answered_wrongly(store: Store, rtype: str, text: str) -> None:
     """User ``displayName eq`` was looked up in an index only groups have, and answered
@@ -259,4 +292,7 @@ def test_examples_once_answered_wrongly(store: Store, rtype: str, text: str) -> 
         call(ScimService(store), "POST", "/Users", {"userName": "n@x", "externalId": "1.50"})
     expected = full_scan(store, rtype, text)
     assert expected, "the example must match something"
-    assert {s.id for s in find(store, TYPES[rtype], parse_filter(text))} == expected
+    found = find(store, TYPES[rtype], parse_filter(text), indexes=INDEXES)
+    assert {s.id for s in found} == expected
+    if "mail" in text or "employeeNumber" in text:  # answered by an operator index, not a scan
+        assert plan(TYPES[rtype], parse_filter(text), indexes=INDEXES).name.startswith("index:x:")
