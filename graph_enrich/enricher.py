@@ -24,7 +24,8 @@ from graph_enrich.config import SyncConfig
 from graph_enrich.enrichment import Change, Policy, enrich, extension
 from graph_enrich.state import ID_MAP
 from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
-from scim_core.store import Store
+from scim_core.indexes import change_stamp
+from scim_core.store import CHANGE_INDEX, Store
 
 log = logging.getLogger("graph_enrich")
 
@@ -85,8 +86,10 @@ class Enricher:
             if new is None:
                 return Outcome.UNCHANGED
             try:
-                # The enrichment never changes userName or externalId: the keys stay as read.
-                self.store.replace("User", new, stored.keys, stored.etag)
+                # The enrichment never changes userName, externalId or an indexed attribute:
+                # the keys stay as read, but for the change index (it sets lastModified).
+                keys = {**stored.keys, CHANGE_INDEX: change_stamp(new)}
+                self.store.replace("User", new, keys, stored.etag)
             except PreconditionFailed:
                 continue
             except NotFound:

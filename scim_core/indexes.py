@@ -22,11 +22,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from scim_core.errors import Conflict, InvalidValue, PreconditionFailed
-from scim_core.filter import AttrPath, values_at
+from scim_core.filter import AttrPath, parse_datetime, values_at
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType
-from scim_core.store import Store
+from scim_core.store import CHANGE_INDEX, Store, stamp
 
 #: The default: every email of a user, and the enterprise employee number.
 DEFAULT_INDEXED_ATTRIBUTES = f"emails.value,{ENTERPRISE_USER_SCHEMA}:employeeNumber"
@@ -89,6 +90,12 @@ def parse_indexed(text: str, rtype: ResourceType) -> tuple[OperatorIndex, ...]:
         _, target = values_at(rtype, path)
         if key is None or target is None:
             raise IndexSettingError(f"SCIM_INDEXED_ATTRIBUTES: {entry!r} is not a User attribute")
+        if urn is not None and any(urn == e.id for e in rtype.server_maintained_extensions()):
+            # The Graph enrichment writes those (keeping the keys it read): not indexable.
+            raise IndexSettingError(
+                f"SCIM_INDEXED_ATTRIBUTES: {entry!r} is written by the Graph enrichment, "
+                "which does not maintain indexes"
+            )
         if target.type not in ("string", "reference"):
             raise IndexSettingError(
                 f"SCIM_INDEXED_ATTRIBUTES: {entry!r} is of type {target.type}; only string "
@@ -120,15 +127,25 @@ def index_keys(
     return keys
 
 
+def change_stamp(doc: Mapping[str, Any]) -> str | None:
+    """The change-index key of a document: its ``meta.lastModified`` as a
+    :func:`~scim_core.store.stamp` (None if absent or not a dateTime). Every writer of a
+    document that sets ``meta.lastModified`` writes this key with it."""
+    meta = doc.get("meta")
+    when = parse_datetime(meta.get("lastModified")) if isinstance(meta, Mapping) else None
+    return None if when is None else stamp(when)
+
+
 #: The state row that lists the operator indexes an instance has built for every user.
 BUILT_STATE = "indexes"
 
 
 class IndexReadiness:
-    """Which configured indexes the planner may use: those the instance has built (state row
-    :data:`BUILT_STATE`, written by the reindex). An instance without users builds them all
-    by writing them, so a new instance marks them built on its first check. Checked once per
-    process while complete, else again after ``recheck`` seconds."""
+    """Which indexes the planner may use: those the instance has built (state row
+    :data:`BUILT_STATE`, written by the reindex): the configured operator indexes and the
+    change index (``lm``, :mod:`scim_core.store`). An instance without resources builds them
+    all by writing them, so a new instance marks them built on its first check. Checked once
+    per process while complete, else again after ``recheck`` seconds."""
 
     def __init__(
         self,
@@ -139,29 +156,38 @@ class IndexReadiness:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.indexes = store, tuple(indexes)
+        self.names = {i.name for i in self.indexes} | {CHANGE_INDEX}
         self.recheck, self.clock = recheck, clock
-        self._ready: tuple[OperatorIndex, ...] | None = None
+        self._ready: set[str] = set()
         self._checked = -1e18
 
     def ready(self) -> tuple[OperatorIndex, ...]:
-        complete = self._ready is not None and len(self._ready) == len(self.indexes)
-        if not complete and self.clock() - self._checked >= self.recheck:
-            self._checked = self.clock()
-            built = built_indexes(self.store)
-            stale = built - {i.name for i in self.indexes}
-            if stale:
-                # Indexes this setting no longer names are not maintained from now on: forget
-                # them, so that naming one again later needs a reindex first.
-                unmark_built(self.store, stale)
-                built -= stale
-            if not self.indexes or {i.name for i in self.indexes} <= built:
-                self._ready = self.indexes
-            elif next(iter(self.store.scan("User", None, 1)), None) is None:
-                mark_built(self.store, [i.name for i in self.indexes])
-                self._ready = self.indexes
-            else:
-                self._ready = tuple(i for i in self.indexes if i.name in built)
-        return self._ready or ()
+        """The operator indexes the planner may use."""
+        self._check()
+        return tuple(i for i in self.indexes if i.name in self._ready)
+
+    def changes_ready(self) -> bool:
+        """Whether the change index covers every resource (so a poll may walk it)."""
+        self._check()
+        return CHANGE_INDEX in self._ready
+
+    def _check(self) -> None:
+        if self._ready == self.names or self.clock() - self._checked < self.recheck:
+            return
+        self._checked = self.clock()
+        built = built_indexes(self.store)
+        stale = {n for n in built - self.names if n.startswith(PREFIX)}
+        if stale:
+            # Indexes this setting no longer names are not maintained from now on: forget
+            # them, so that naming one again later needs a reindex first.
+            unmark_built(self.store, stale)
+            built -= stale
+        if not self.names <= built and all(
+            next(iter(self.store.scan(rtype, None, 1)), None) is None for rtype in ("User", "Group")
+        ):
+            mark_built(self.store, self.names)
+            built |= self.names
+        self._ready = built & self.names
 
 
 def built_indexes(store: Store) -> set[str]:

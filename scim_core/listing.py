@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scim_core.errors import NotFound, TooMany
 from scim_core.query import Plan, holds
 from scim_core.schema import ResourceType
-from scim_core.store import Store, Stored
+from scim_core.store import Change, Store, Stored
 
 #: Rows one request may examine to answer a filter no index serves, or to sort (the documented
 #: bound on a request's work and memory; README "Paging").
@@ -56,6 +56,8 @@ class Listed:
     next_after: str | None
     total: int | None
     skipped: int = 0
+    #: A change poll's tombstones in this page (resources deleted since its time).
+    deleted: list[Change] = field(default_factory=list)
 
 
 def list_page(
@@ -73,7 +75,7 @@ def list_page(
     """The ``count`` results after position ``after`` and ``skip`` further results. ``cursor``:
     the caller can resume from any position, so a page may end early (see module docstring)."""
     skipped = 0
-    if plan.lookup is None and not plan.rest and skip:
+    if plan.lookup is None and plan.walk is None and not plan.rest and skip:
         # No filter: step over the skipped rows key-only, then read the page.
         for position in store.positions(rtype.name, after):
             after = position
@@ -89,28 +91,31 @@ def list_page(
         if skipped:
             after = ids[skipped - 1]
     items: list[Stored] = []
+    deleted: list[Change] = []
     last: str | None = after
     rows = _examine(store, rtype, plan, strict, after, count)
-    for examined, (position, stored) in enumerate(rows, 1):
-        if stored is not None:
+    for examined, (position, found) in enumerate(rows, 1):
+        if found is not None:
             if skipped < skip:
                 skipped += 1
-            elif len(items) < count:
-                items.append(stored)
+            elif len(items) + len(deleted) < count:
+                if isinstance(found, Change):
+                    deleted.append(found)
+                else:
+                    items.append(found)
             else:  # one result past the page: there is a next page, starting with it
-                return Listed(items, last, None, skipped)
+                return Listed(items, last, None, skipped, deleted)
         last = position
         if examined >= max_rows:
-            if cursor:
-                return Listed(items, last, None, skipped)
-            if len(items) == count:
-                return Listed(items, last, None, skipped)  # the page is full; more may follow
+            if cursor or len(items) + len(deleted) == count:
+                # A cursor resumes from here; a full page's total is a lower bound anyway.
+                return Listed(items, last, None, skipped, deleted)
             raise TooMany(
                 f"answering this filter means examining more than {max_rows} resources: use "
                 "a filter on an indexed attribute (README, 'Indexes'), or cursor pagination "
                 "(RFC 9865), which returns what one request can examine and a nextCursor"
             )
-    return Listed(items, None, skipped + len(items), skipped)
+    return Listed(items, None, skipped + len(items) + len(deleted), skipped, deleted)
 
 
 def sorted_matches(
@@ -125,7 +130,7 @@ def sorted_matches(
                 f"sortBy orders every result, and this query has more than {max_rows} "
                 "candidates: narrow the filter, or page without sortBy"
             )
-        if stored is not None:
+        if isinstance(stored, Stored):  # a sorted poll lists live resources only
             found.append(stored)
     return found
 
@@ -137,9 +142,23 @@ def _examine(
     strict: bool,
     after: str | None,
     count: int | None,
-) -> Iterator[tuple[str, Stored | None]]:
+) -> Iterator[tuple[str, Stored | Change | None]]:
     """Every row the plan examines after ``after``, in plan order: its position, and the
-    resource when it is a result (None when the filter rejects it)."""
+    resource when it is a result (None when the filter rejects it; a tombstone's
+    :class:`Change` in a change walk)."""
+    if plan.walk is not None:
+        for change in plan.walk(store, after):
+            if change.deleted:
+                yield change.position, change
+                continue
+            try:
+                stored = store.get(rtype.name, change.id)
+            except NotFound:
+                # Deleted since the index row was read: its tombstone comes later in the walk.
+                yield change.position, None
+                continue
+            yield change.position, stored if holds(store, rtype, stored, plan, strict) else None
+        return
     if plan.lookup is None:
         # No filter: a page needs count + 1 documents, so ask storage for no more than that.
         size = min(count + 1, STORAGE_PAGE) if not plan.rest and count is not None else None

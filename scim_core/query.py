@@ -26,10 +26,11 @@ from scim_core.filter import (
     ValuePath,
     compiled,
     matches,
+    parse_datetime,
 )
 from scim_core.indexes import OperatorIndex, path_key
 from scim_core.schema import ResourceType
-from scim_core.store import Store, Stored
+from scim_core.store import Change, Store, Stored, stamp
 
 
 def conjuncts(f: Filter) -> list[Filter]:
@@ -132,6 +133,31 @@ def _index(
     return rank, index, lambda store: store.lookup(rtype.name, index, value)
 
 
+_LAST_MODIFIED = "|meta|lastmodified"
+
+
+def change_term(rtype: ResourceType, term: Filter) -> tuple[str, bool, Filter] | None:
+    """For ``meta.lastModified gt|ge "T"``: the stamp of T, whether T itself is excluded
+    (``gt``), and the term; else None."""
+    if not (isinstance(term, Compare) and term.op in ("gt", "ge")):
+        return None
+    if path_key(rtype, term.path) != _LAST_MODIFIED:
+        return None
+    when = parse_datetime(term.value)
+    return None if when is None else (stamp(when), term.op == "gt", term)
+
+
+def _walk_changes(
+    rtype: ResourceType, since: str, exclusive: bool
+) -> Callable[[Store, str | None], Iterator[Change]]:
+    def walk(store: Store, after: str | None) -> Iterator[Change]:
+        for change in store.changes(rtype.name, since, after):
+            if not (exclusive and change.stamp == since):
+                yield change
+
+    return walk
+
+
 def wanted_indexes(
     rtype: ResourceType, f: Filter | None, indexes: Sequence[OperatorIndex]
 ) -> list[OperatorIndex]:
@@ -167,6 +193,9 @@ class Plan:
     name: str
     lookup: Callable[[Store], list[str]] | None
     rest: tuple[Filter, ...]
+    #: A time-ordered walk instead of ``lookup`` (``meta.lastModified gt|ge``): the changes
+    #: after a position, tombstones of deleted resources included.
+    walk: Callable[[Store, str | None], Iterator[Change]] | None = None
 
 
 def plan(
@@ -175,11 +204,13 @@ def plan(
     *,
     strict: bool = True,
     indexes: Sequence[OperatorIndex] = (),
+    changes: bool = False,
 ) -> Plan:
     """The plan for ``f``. The filter is checked against the resource type first (``strict``:
     an attribute the type does not define is ``invalidFilter``; otherwise unassigned), so an
     answer from an index and one from a scan fail alike. ``indexes``: the operator-chosen
-    indexes the instance has built."""
+    indexes the instance has built; ``changes``: whether its change index is built (then a
+    ``meta.lastModified gt|ge`` term no eq index beats is a walk of the changes since then)."""
     if f is None:
         return Plan("all", None, ())
     compiled(f, rtype, strict=strict)
@@ -188,6 +219,11 @@ def plan(
     ranked = sorted(range(len(terms)), key=lambda i: _index_rank(rtype, terms[i], table))
     best = ranked[0]
     found = _index(rtype, terms[best], table)
+    if found is None and changes:
+        since = next((c for t in terms if (c := change_term(rtype, t)) is not None), None)
+        if since is not None:
+            rest = tuple(t for t in terms if t is not since[2])
+            return Plan("changes", None, rest, walk=_walk_changes(rtype, since[0], since[1]))
     if found is None:
         return Plan("scan", None, (f,))
     rest = tuple(t for i, t in enumerate(terms) if i != best)
@@ -206,10 +242,21 @@ def find(
     *,
     strict: bool = True,
     indexes: Sequence[OperatorIndex] = (),
+    changes: bool = False,
 ) -> Iterator[Stored]:
     """Every stored resource matching ``f`` (documents without members), lazily: a scan reads a
     page of the partition at a time (:func:`plan`)."""
-    chosen = plan(rtype, f, strict=strict, indexes=indexes)
+    chosen = plan(rtype, f, strict=strict, indexes=indexes, changes=changes)
+    if chosen.walk is not None:  # live resources only: find() has no way to say "deleted"
+        for change in chosen.walk(store, None):
+            if not change.deleted:
+                try:
+                    stored = store.get(rtype.name, change.id)
+                except NotFound:
+                    continue
+                if holds(store, rtype, stored, chosen, strict):
+                    yield stored
+        return
     if chosen.lookup is None:
         for stored in store.scan(rtype.name):
             if holds(store, rtype, stored, chosen, strict):

@@ -6,9 +6,10 @@ Storage (the :class:`~scim_core.store.Store` seam).
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scim_core import discovery
@@ -38,16 +39,27 @@ from scim_core.indexes import (
     DEFAULT_INDEXED_ATTRIBUTES,
     IndexReadiness,
     OperatorIndex,
+    change_stamp,
     index_keys,
     parse_indexed,
 )
 from scim_core.listing import MAX_SCAN_ROWS, Listed, list_page, sorted_matches
 from scim_core.messages import DEFAULT_COUNT, Query, QueryError, list_response
-from scim_core.query import Plan, find, plan, wanted_indexes
+from scim_core.query import Plan, change_term, conjuncts, find, plan, wanted_indexes
 from scim_core.resource import Projection, etag_matches, read_input, version_of
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType, default_resource_types
-from scim_core.store import Member, MemberChange, Store, Stored
+from scim_core.store import (
+    CHANGE_INDEX,
+    TOMBSTONE_DAYS,
+    Member,
+    MemberChange,
+    Store,
+    Stored,
+    stamp,
+)
 
+#: The ListResponse member of a change poll that lists resources deleted since its time.
+DELETED = "urn:scimfunc:api:messages:1.0:Deleted"
 #: Members one response carries at most (a group's GET, or each group of a list page); a larger
 #: group's members are paged with a cursor (``ScimService._member_page``).
 MAX_MEMBERS_RETURNED = 10_000
@@ -97,6 +109,7 @@ class ScimService:
         self.indexes = parse_indexed(indexed_attributes, self.types["User"])
         self.readiness = IndexReadiness(store, self.indexes)
         self._create_checked = False
+        self._purged: dict[str, float] = {}  # rtype -> when this process last purged tombstones
         #: Rows one request may examine for a filter no index serves, or a sort (listing).
         self.max_scan_rows = max_scan_rows
         self._cursors: CursorCodec | None = None  # built on the first cursor request
@@ -180,7 +193,14 @@ class ScimService:
         stops after the last. With a cursor, ``totalResults`` is given only when it is exact:
         on the last page, the number of resources the walk returned (README "Paging")."""
         flt = self._parse_filter(query.filter)
-        chosen = plan(rtype, flt, indexes=self._ready_indexes(rtype, flt))
+        chosen = plan(
+            rtype,
+            flt,
+            indexes=self._ready_indexes(rtype, flt),
+            changes=self._changes_ready(rtype, flt),
+        )
+        if chosen.walk is not None:
+            self._purge_tombstones(rtype)
         count = DEFAULT_COUNT if query.count is None else query.count
         if query.cursor is not None:
             return self._cursor_page(rtype, query, chosen, count, base_url)
@@ -194,8 +214,23 @@ class ScimService:
         )
         total = listed.total
         if total is None:
-            total = skip + len(listed.items) + 1
-        return self._render_page(listed.items, total, query, base_url, rtype)
+            total = skip + len(listed.items) + len(listed.deleted) + 1
+        body = self._render_page(listed.items, total, query, base_url, rtype)
+        return self._with_deleted(body, chosen, listed, rtype)
+
+    @staticmethod
+    def _with_deleted(
+        body: dict[str, Any], chosen: Plan, listed: Listed, rtype: ResourceType
+    ) -> dict[str, Any]:
+        """A change poll (``meta.lastModified gt|ge``) also lists the resources deleted since
+        then, from their tombstones, under :data:`DELETED` (an extension of the ListResponse
+        this service defines; README "Change poll"): a mirror applies them with the page."""
+        if chosen.walk is not None:
+            body["schemas"] = [*body["schemas"], DELETED]
+            body[DELETED] = [
+                {"id": c.id, "resourceType": rtype.name, "deleted": c.stamp} for c in listed.deleted
+            ]
+        return body
 
     def _cursor_page(
         self, rtype: ResourceType, query: Query, chosen: Plan, count: int, base_url: str
@@ -231,8 +266,9 @@ class ScimService:
                 cursor=True,
                 max_rows=self.max_scan_rows,
             )
-        returned = at.returned + len(listed.items)
+        returned = at.returned + len(listed.items) + len(listed.deleted)
         body = self._render_page(listed.items, None, query, base_url, rtype)
+        body = self._with_deleted(body, chosen, listed, rtype)
         if listed.next_after is not None and count > 0:
             body["nextCursor"] = codec.issue(digest, Position(listed.next_after, returned))
         else:
@@ -243,6 +279,21 @@ class ScimService:
         # Checking readiness reads state (once per process): only for a filter that could use
         # an operator index, never for Entra's userName/externalId/id queries.
         return self.readiness.ready() if wanted_indexes(rtype, flt, self.indexes) else ()
+
+    def _changes_ready(self, rtype: ResourceType, flt: Any) -> bool:
+        if flt is None or not any(change_term(rtype, t) for t in conjuncts(flt)):
+            return False
+        return self.readiness.changes_ready()
+
+    def _purge_tombstones(self, rtype: ResourceType) -> None:
+        """Tombstones older than TOMBSTONE_DAYS go, at most hourly per process, on a poll (the
+        only reader of tombstones): one key-only read of the old ones and their deletes."""
+        now = time.monotonic()
+        if now - self._purged.get(rtype.name, -1e18) < 3600:
+            return
+        self._purged[rtype.name] = now
+        cutoff = datetime.now(UTC) - timedelta(days=TOMBSTONE_DAYS)
+        self.store.purge_tombstones(rtype.name, stamp(cutoff))
 
     def _cursor_codec(self) -> CursorCodec:
         if self._cursors is None:
@@ -368,6 +419,7 @@ class ScimService:
         }
         if rtype.name == "User":
             keys.update(index_keys(self.indexes, rtype, doc))
+        keys[CHANGE_INDEX] = change_stamp(doc)
         return keys
 
     def _check_members(self, members: list[Member] | tuple[Member, ...] | Any) -> None:

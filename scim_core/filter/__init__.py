@@ -34,6 +34,7 @@ from scim_core.filter.matcher import (
     compile_value_filter,
     compiled,
     matches,
+    parse_datetime,
     values_at,
 )
 from scim_core.filter.nodes import (
@@ -72,6 +73,7 @@ __all__ = [
     "compile_value_filter",
     "compiled",
     "matches",
+    "parse_datetime",
     "values_at",
     "parse_filter",
     "parse_path",

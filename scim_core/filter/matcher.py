@@ -276,6 +276,11 @@ def compiled(f: Filter, rtype: ResourceType, *, strict: bool = True) -> Matcher:
     return hit[2]
 
 
+def parse_datetime(value: Any) -> datetime | None:
+    """An xsd:dateTime as the matcher reads it (no offset: UTC), or None."""
+    return _datetime(value)
+
+
 def values_at(rtype: ResourceType, path: AttrPath) -> tuple[_Getter, Attribute | None]:
     """The values a comparison on ``path`` tests in a document, and the attribute it compares
     (None if the type does not define the path): exactly what ``eq`` on that path compares,

@@ -13,21 +13,29 @@ SDK when a store is built (``scim_core.wiring``).
 """
 
 from scim_core.store.protocol import (
+    CHANGE_INDEX,
     INLINE_MEMBERS,
     NON_UNIQUE_INDEXES,
+    TOMBSTONE_DAYS,
     UNIQUE_INDEXES,
+    Change,
     Member,
     MemberChange,
     Store,
     Stored,
+    stamp,
 )
 
 __all__ = [
+    "CHANGE_INDEX",
     "INLINE_MEMBERS",
+    "TOMBSTONE_DAYS",
+    "Change",
     "NON_UNIQUE_INDEXES",
     "UNIQUE_INDEXES",
     "Member",
     "MemberChange",
     "Store",
     "Stored",
+    "stamp",
 ]

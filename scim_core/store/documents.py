@@ -13,19 +13,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from azure.data.tables import TableEntity
+from azure.data.tables import TableEntity, UpdateMode
 
 from scim_core.errors import PayloadTooLarge
 from scim_core.store.batch import Op
 from scim_core.store.protocol import (
+    CHANGE_INDEX,
     Member,
     Stored,
     index_of,
     is_non_unique,
     known_index,
+    stamp,
 )
 
 MAX_DOCUMENT_BYTES = 1_000_000  # == scim_core.store.memory.MAX_DOCUMENT_BYTES (contract-tested)
@@ -132,11 +136,33 @@ def index_ops(rtype: str, id_: str, old: Mapping[str, str], new: Mapping[str, st
         added = after.get(index, set()) - before.get(index, set())
         for verb, values in (("delete", gone), ("create", added)):
             for value in sorted(values):
-                rk = f"{index}|{encode_key(value)}"
+                rk = f"{index}|{index_value(index, value)}"
                 if is_non_unique(rtype, index):
                     rk += f"|{encode_key(id_)}"
                 ops.append((verb, {"PartitionKey": rtype, "RowKey": rk, "id": id_}, {}))
     return ops
+
+
+def index_value(index: str, value: str) -> str:
+    """A value as its index row's key holds it: encoded (:func:`encode_key`), except the change
+    index's stamps, kept as written so RowKey order is time order (they hold only digits and
+    ``-:.TZ``, all allowed in a key)."""
+    if index == CHANGE_INDEX:
+        if not _STAMP.fullmatch(value):
+            raise ValueError(f"{value!r} is not a change stamp")
+        return value
+    return encode_key(value)
+
+
+_STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+def tombstone_op(rtype: str, id_: str) -> Op:
+    """The tombstone of a resource deleted now, for change polls: ``lt|<stamp>|<id>`` (a prefix
+    of its own, so purging old ones reads only tombstones)."""
+    rk = f"lt|{stamp(datetime.now(UTC))}|{encode_key(id_)}"
+    entity = {"PartitionKey": rtype, "RowKey": rk, "id": id_}
+    return ("upsert", entity, {"mode": UpdateMode.REPLACE})
 
 
 def _values_by_index(keys: Mapping[str, str]) -> dict[str, set[str]]:

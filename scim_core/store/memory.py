@@ -15,18 +15,22 @@ import marshal
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from scim_core.store.protocol import (
+    CHANGE_INDEX,
     INLINE_MEMBERS,
     UNIQUE_INDEXES,
+    Change,
     Member,
     MemberChange,
     Stored,
     index_of,
     is_non_unique,
     known_index,
+    stamp,
 )
 
 #: Largest document (compact UTF-8 JSON) either store accepts. Kept equal to
@@ -64,6 +68,7 @@ class MemoryStore:
         self._groups_of: dict[str, set[str]] = {}  # member id -> group ids (the reverse rows)
         self._state: dict[str, tuple[str, str]] = {}  # name -> (json, etag)
         self._order: dict[str, list[str]] = {}  # rtype -> sorted ids (scan order), a cache
+        self._tombstones: dict[str, dict[str, str]] = {}  # rtype -> id -> stamp of its delete
 
     # --- resources ----------------------------------------------------------------------------
     def create(
@@ -133,6 +138,7 @@ class MemoryStore:
                 raise PreconditionFailed(f"{rtype} {id} was modified since it was read")
             del self._rows[rtype, id]
             self._order.pop(rtype, None)
+            self._tombstones.setdefault(rtype, {})[id] = stamp(datetime.now(UTC))
             self._drop_index(rtype, id, row.keys)
             for member_id in list(self._members.get(id, {})) if rtype == "Group" else ():
                 self._remove_member(id, member_id)
@@ -172,6 +178,30 @@ class MemoryStore:
             ids = self._sorted_ids(rtype)
         start = bisect.bisect_right(ids, after) if after is not None else 0
         return iter(ids[start:])
+
+    def changes(self, rtype: str, since: str, after: str | None = None) -> Iterator[Change]:
+        # Positions "<stamp>|<id>", as the Table store's; a snapshot taken under the lock.
+        start = after if after is not None else since
+        with self._lock:
+            found = [
+                Change(f"{value}|{id_}", id_, value)
+                for (t, index, value), ids in self._non_unique.items()
+                if t == rtype and index == CHANGE_INDEX
+                for id_ in ids
+            ]
+            found += [
+                Change(f"{when}|{id_}", id_, when, True)
+                for id_, when in self._tombstones.get(rtype, {}).items()
+            ]
+        return iter(sorted((c for c in found if c.position > start), key=lambda c: c.position))
+
+    def purge_tombstones(self, rtype: str, before: str) -> int:
+        with self._lock:
+            kept = self._tombstones.get(rtype, {})
+            old = [id_ for id_, when in kept.items() if when < before]
+            for id_ in old:
+                del kept[id_]
+        return len(old)
 
     def bulk_load(
         self, rtype: str, items: Iterable[tuple[dict[str, Any], Mapping[str, str | None]]]

@@ -28,14 +28,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 #: The index names per resource type, and whether each is unique.
 UNIQUE_INDEXES: Mapping[str, tuple[str, ...]] = {"User": ("userName",), "Group": ("displayName",)}
 NON_UNIQUE_INDEXES: Mapping[str, tuple[str, ...]] = {
-    "User": ("externalId",),
-    "Group": ("externalId",),
+    "User": ("externalId", "lm"),
+    "Group": ("externalId", "lm"),
 }
+#: The time-ordered index: its value is ``meta.lastModified`` as a :func:`stamp`, kept in
+#: RowKey order as written (not encoded), so a range read returns changes oldest first.
+CHANGE_INDEX = "lm"
+#: How long the tombstone of a deleted resource is kept for change polls (README "Change
+#: poll"): a poller must poll at least this often, or start again with a full export.
+TOMBSTONE_DAYS = 7
 #: Index names beginning with this are operator-chosen (``scim_core.indexes``): non-unique,
 #: users only. A key ``<name>#<n>`` is the n-th further value of index ``<name>`` (an attribute
 #: with several values has one row per value).
@@ -97,6 +104,25 @@ class Stored:
     #: Where the resource sits in :meth:`Store.scan` order (set by ``scan``; opaque, store
     #: specific): ``scan(after=position)`` continues right after it.
     position: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A resource changed (``deleted`` False: it exists, last modified at ``stamp``) or deleted
+    (at ``stamp``: a tombstone) since some time; ``position`` orders changes (opaque)."""
+
+    position: str
+    id: str
+    stamp: str
+    deleted: bool = False
+
+
+def stamp(value: datetime) -> str:
+    """A point in time as the change index orders it: UTC, microseconds, fixed width, so that
+    text order is time order (``2026-12-03T18:25:55.123000Z``)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -170,6 +196,17 @@ class Store(Protocol):
         """The positions of the resources of ``scan`` order after ``after``, read key-only (no
         document): the cheapest way to step over rows Table Storage cannot skip by offset
         (a deep ``startIndex``): 1,000 keys a request."""
+        ...
+
+    def changes(self, rtype: str, since: str, after: str | None = None) -> Iterator[Change]:
+        """The resources of the type whose ``lm`` key (a :func:`stamp`) is at or after
+        ``since``, and the tombstones of those deleted at or after it (kept
+        :data:`TOMBSTONE_DAYS`; every delete writes one in its transaction), oldest first, from
+        just after the position ``after``. Key-only index reads, 1,000 rows a request, lazy."""
+        ...
+
+    def purge_tombstones(self, rtype: str, before: str) -> int:
+        """Deletes the tombstones older than the stamp ``before``; returns how many."""
         ...
 
     def bulk_load(

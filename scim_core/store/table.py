@@ -23,6 +23,7 @@ of such a group reads its members once.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import json
 import threading
@@ -48,6 +49,7 @@ from scim_core.store.documents import (
     index_ops,
     pack,
     stored_from,
+    tombstone_op,
     unpack,
 )
 from scim_core.store.errors import TableMissing, translated
@@ -69,6 +71,7 @@ from scim_core.store.paging import MAX_PAGE_ROWS, first_page, range_rows
 from scim_core.store.protocol import (
     INLINE_MEMBERS,
     UNIQUE_INDEXES,
+    Change,
     Member,
     MemberChange,
     Stored,
@@ -268,7 +271,8 @@ class TableStore:
             try:
                 # Conditional even when the caller's etag is None, so that a concurrent rename
                 # cannot leave its new index rows orphaned: retry with the fresh keys instead.
-                self._write(TABLES[rtype], [doc, *index_ops(rtype, id, keys, {})], [], what)
+                ops = [doc, *index_ops(rtype, id, keys, {}), tombstone_op(rtype, id)]
+                self._write(TABLES[rtype], ops, [], what)
                 break
             except PreconditionFailed:
                 if etag is not None:
@@ -323,6 +327,39 @@ class TableStore:
         with translated(f"{rtype} scan"):
             for row in range_rows(self._table(rtype), rtype, "id|", ["RowKey"], after=after):
                 yield row["RowKey"]
+
+    def changes(self, rtype: str, since: str, after: str | None = None) -> Iterator[Change]:
+        # Two ordered ranges, merged by their common "<stamp>|<id>" tail: the change index
+        # (lm|...) and the tombstones (lt|...). A position is that tail.
+        table, start = self._table(rtype), after if after is not None else since
+        with translated(f"{rtype} changes"):
+            live = (
+                Change(row["RowKey"][3:], row["id"], row["RowKey"][3:].split("|")[0])
+                for row in range_rows(table, rtype, "lm|", ["RowKey", "id"], after="lm|" + start)
+            )
+            gone = (
+                Change(row["RowKey"][3:], row["id"], row["RowKey"][3:].split("|")[0], True)
+                for row in range_rows(table, rtype, "lt|", ["RowKey", "id"], after="lt|" + start)
+            )
+            yield from heapq.merge(live, gone, key=lambda c: c.position)
+
+    def purge_tombstones(self, rtype: str, before: str) -> int:
+        table, what = TABLES[rtype], f"{rtype} tombstones"
+        with translated(what):
+            rows = range_rows(self._table(rtype), rtype, "lt|", ["RowKey"])
+            old = [
+                rk
+                for rk in itertools.takewhile(
+                    lambda rk: rk[3:] < before, (row["RowKey"] for row in rows)
+                )
+            ]
+        for start in range(0, len(old), MAX_BATCH_OPS):
+            ops: list[Op] = [
+                ("delete", {"PartitionKey": rtype, "RowKey": rk}, {})
+                for rk in old[start : start + MAX_BATCH_OPS]
+            ]
+            self._submit(table, ops, what)
+        return len(old)
 
     def bulk_load(self, rtype: str, items: Iterable[tuple[Doc, Keys]], *, workers: int = 4) -> int:
         """Packs several resources into each EGT and keeps ``workers`` EGTs in flight."""

@@ -113,7 +113,8 @@ def test_concurrent_email_changes_leave_consistent_rows(store: Store) -> None:
                 f"/Users/{uid}",
                 {"userName": "race", "emails": [{"value": v} for v in values]},
             )
-            if status != 200:
+            # 412 only when one writer lost its ETag race WRITE_ATTEMPTS times in a row.
+            if status not in (200, 412):
                 errors.append(body)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
@@ -142,7 +143,7 @@ def test_planner_uses_an_index_only_once_built(store: Store) -> None:
     fresh = MemoryStoreFactory()
     readiness = IndexReadiness(fresh, parse_indexed("emails.value", types["User"]))
     assert [i.name for i in readiness.ready()] == [EMAIL]
-    assert built_indexes(fresh) == {EMAIL}
+    assert built_indexes(fresh) == {EMAIL, "lm"}
 
 
 def MemoryStoreFactory() -> Store:  # noqa: N802 - reads as a constructor

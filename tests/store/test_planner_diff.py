@@ -5,7 +5,8 @@ full scan evaluated in memory, on both stores, and both fail alike.
 The filters cover every operator, ``and``/``or``/``not``, value paths, case variants of
 attribute names, full URN paths and extension attributes, over the attributes the planner
 indexes (``id``, ``userName``, ``externalId``, group ``displayName``, ``members``, and the
-default operator-chosen ``emails.value`` and enterprise ``employeeNumber``) and those it
+default operator-chosen ``emails.value`` and enterprise ``employeeNumber``, and the change index
+that answers ``meta.lastModified gt|ge``) and those it
 does not (user ``displayName``: it once looked that one up in the group's index and found
 nothing). Operands are drawn from the tenant's own values, in case variants, so that terms
 match often.
@@ -272,6 +273,8 @@ def test_planned_answer_equals_full_scan(store: Store, rtype: str) -> None:
         ("User", 'emails eq "u1@mail.test" and active eq true'),
         ("User", f'{ENTERPRISE_USER_SCHEMA}:employeeNumber eq "42"'),
         ("User", "employeeNumber eq 42"),
+        ("User", 'meta.lastModified gt "2026-01-01T00:00:00Z" and active eq true'),
+        ("Group", 'meta.LASTMODIFIED ge "2020-01-01T00:00:00+02:00"'),
     ],
     ids=[
         "user-displayName",
@@ -282,6 +285,8 @@ def test_planned_answer_equals_full_scan(store: Store, rtype: str) -> None:
         "bare-emails-and",
         "employeeNumber-urn",
         "employeeNumber-bare-number",
+        "user-change-poll-and",
+        "group-change-poll-offset",
     ],
 )
 def test_examples_once_answered_wrongly(store: Store, rtype: str, text: str) -> None:
@@ -292,7 +297,10 @@ def test_examples_once_answered_wrongly(store: Store, rtype: str, text: str) -> 
         call(ScimService(store), "POST", "/Users", {"userName": "n@x", "externalId": "1.50"})
     expected = full_scan(store, rtype, text)
     assert expected, "the example must match something"
-    found = find(store, TYPES[rtype], parse_filter(text), indexes=INDEXES)
+    found = find(store, TYPES[rtype], parse_filter(text), indexes=INDEXES, changes=True)
     assert {s.id for s in found} == expected
+    chosen = plan(TYPES[rtype], parse_filter(text), indexes=INDEXES, changes=True).name
     if "mail" in text or "employeeNumber" in text:  # answered by an operator index, not a scan
-        assert plan(TYPES[rtype], parse_filter(text), indexes=INDEXES).name.startswith("index:x:")
+        assert chosen.startswith("index:x:")
+    if "lastModified" in text.replace("LASTMODIFIED", "lastModified"):
+        assert chosen == "changes"
