@@ -3,7 +3,7 @@
 
     python -m bench            # the full run: 100k users, 100k-member groups (< 10 min, 2 cores)
     python -m bench --quick    # a smoke run at small sizes (~2 min)
-    python -m bench --parts cycle,cpu   # some parts only: cycle, cold, cpu, scale
+    python -m bench --parts cycle,cpu   # some parts only: cycle, cold, cpu, scale, app
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, entra_cycle, protocol_cpu, report, scale
+from bench import app_side, cold_start, entra_cycle, protocol_cpu, report, scale
 from bench.client import cpu_seconds
 from bench.servers import ROOT, BenchAzurite, OurHost, PeerServer
 from bench.stats import median
 
 RESULTS = Path(__file__).resolve().with_name("results")
-PARTS = ("cycle", "cold", "cpu", "scale")
+PARTS = ("cycle", "cold", "cpu", "scale", "app")
 
 FULL = {
     "cycle_users": 200,
@@ -38,6 +38,7 @@ FULL = {
     "group_sizes": scale.GROUP_SIZES,
     "samples": 40,
     "scale_repeats": 3,
+    "app_levels": [1_000, 10_000, 100_000],
 }
 QUICK = {
     "cycle_users": 40,
@@ -49,6 +50,7 @@ QUICK = {
     "group_sizes": [10, 2_000],
     "samples": 15,
     "scale_repeats": 2,
+    "app_levels": [1_000, 10_000],
 }
 
 
@@ -244,6 +246,15 @@ def main(argv: list[str] | None = None) -> int:
                 work,
                 levels=cfg["levels"],
                 group_sizes=cfg["group_sizes"],
+                samples=cfg["samples"],
+                repeats=cfg["scale_repeats"],
+                log=log,
+            )
+        if "app" in parts:
+            log("part 6: the app side (cursor pages, indexed lookups, change poll, export)")
+            out["app"] = app_side.run(
+                work,
+                levels=cfg["app_levels"],
                 samples=cfg["samples"],
                 repeats=cfg["scale_repeats"],
                 log=log,

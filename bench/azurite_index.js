@@ -78,7 +78,10 @@ function rowKeyRange(filter) {
       keysOnly = false;
     }
   }
-  if (lo === null || hi === null || !lo || !hi || lo[0] !== hi[0] || !/[A-HJ-Za-hj-z]/.test(lo[0])) {
+  // LokiJS compares two strings as numbers when Number() parses both: keys starting with a
+  // digit, a sign, a dot or "I" (Infinity) are left to the scan. Lowercase "i" never parses
+  // (Number is case-sensitive), so the store's document range "id|..." is narrowed too.
+  if (lo === null || hi === null || !lo || !hi || lo[0] !== hi[0] || !/[A-HJ-Za-z]/.test(lo[0])) {
     return null; // numeric-looking keys sort differently in LokiJS: leave those to the scan
   }
   return { lo, hi, loOp, hiOp, partition: keysOnly ? partition : null };

@@ -135,8 +135,10 @@ def load_key(store: Store) -> bytes:
         found = store.get_state(KEY_STATE)
         if found is not None and isinstance(found[0].get("key"), str):
             return bytes.fromhex(found[0]["key"])
+        key = secrets.token_hex(32)
         try:
-            store.put_state(KEY_STATE, {"key": secrets.token_hex(32)}, None)
+            store.put_state(KEY_STATE, {"key": key}, None)
         except Conflict:
-            continue
+            continue  # another process created it first: read theirs
+        return bytes.fromhex(key)
     raise RuntimeError("the cursor key could not be read or created")  # pragma: no cover

@@ -92,6 +92,10 @@ def list_page(
             after = ids[skipped - 1]
     items: list[Stored] = []
     deleted: list[Change] = []
+    # A cursor page of a whole storage response (count 1,000, no filter) does not probe for
+    # one more row (a second request): its nextCursor may lead to an empty last page.
+    probe_ends = cursor and count >= STORAGE_PAGE and plan.lookup is None and plan.walk is None
+    probe_ends = probe_ends and not plan.rest
     last: str | None = after
     rows = _examine(store, rtype, plan, strict, after, count)
     for examined, (position, found) in enumerate(rows, 1):
@@ -103,6 +107,8 @@ def list_page(
                     deleted.append(found)
                 else:
                     items.append(found)
+                if probe_ends and len(items) == count:
+                    return Listed(items, position, None, skipped, deleted)
             else:  # one result past the page: there is a next page, starting with it
                 return Listed(items, last, None, skipped, deleted)
         last = position

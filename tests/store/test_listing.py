@@ -242,3 +242,16 @@ def test_table_page_costs_do_not_grow_with_the_partition(table_store: TableStore
     status, deep = get(service, "/Users", startIndex="1201", count="10")
     assert status == 200 and len(deep["Resources"]) == 10
     assert table_store.request_count - before == 3  # 1,200 keys = 2 responses, then the page
+
+
+def test_export_walk_of_whole_storage_pages(store: Store) -> None:
+    """A cursor export 1,000 a page over 2,100 users (past two storage responses): every user
+    once; each page of 1,000 is one storage request on Table Storage (no probe for a 1,001st
+    row), and the last page ends the walk."""
+    ids = seed(store, 2100)
+    service = ScimService(store)
+    before = getattr(store, "request_count", 0)
+    assert sorted(walk(service, 1000)) == sorted(ids)
+    if isinstance(store, TableStore):
+        # 3 pages, and the cursor key's first use: a state read and its creation.
+        assert store.request_count - before == 5
