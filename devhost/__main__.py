@@ -70,11 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         assert host.functions is not None
         tenant_url = f"{host.base_url}/{with_prefix(host.functions.route_prefix, 'scim/v2')}"
         shown = token if chosen_here else f"(the value of ${TOKEN_SETTING})"
+        # Entra's provisioning service calls the Tenant URL from Microsoft's cloud over HTTPS, so
+        # this loopback URL is for local clients; a tunnel publishes it (docs/entra-setup.md).
         print(
             f"Listening on {host.base_url}\n"
-            f"  Tenant URL:   {tenant_url}\n"
+            f"  Tenant URL:   {tenant_url}  (local clients: curl, tests, SCIM tools)\n"
             f"  Secret Token: {shown}\n"
             f"  Storage:      {storage_note}\n"
+            "  Entra needs a public HTTPS Tenant URL: to try real Entra against this host, run a\n"
+            f"  tunnel (e.g. 'devtunnel host -p {host.port} --allow-anonymous') and paste\n"
+            "  https://<tunnel host>/scim/v2?aadOptscim062020 into Entra; see\n"
+            "  docs/entra-setup.md#try-real-entra-against-a-local-instance-before-deploying\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )

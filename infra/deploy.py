@@ -239,7 +239,8 @@ def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
         if az.dry_run:
             az.echo(
                 f"(then: Test Connection probe GET {instance.tenant_url}/Users"
-                '?filter=userName eq "<random guid>")'
+                f'?filter={smoke.USER_MATCHING_ATTRIBUTE} eq "<random guid>" and /Groups'
+                '?filter=displayName eq "<random guid>")'
             )
         elif not args.skip_smoke_test:
             probe_token = token or az.get_secret(instance.key_vault, PRIMARY_SECRET)[0]

@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,11 +200,17 @@ def test_deploy_smoke_tests_like_entra_test_connection(scim_stub: str) -> None:
     code, out = run(fake, "deploy", "contoso", "--location", "westeurope", "--tenant-id", TENANT)
     assert code == 0, out
     assert "Smoke test passed" in out
-    (path,) = ScimStub.requests
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
-    assert path.startswith("/scim/v2/Users?")
+    users, groups = ScimStub.requests
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(users).query)
+    assert users.startswith("/scim/v2/Users?")
     (user_filter,) = query["filter"]
-    assert user_filter.startswith('userName eq "') and user_filter.endswith('"')
+    # The matching attribute docs/entra-setup.md recommends; Entra filters on the matching one.
+    assert user_filter.startswith('externalId eq "') and user_filter.endswith('"')
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(groups).query)
+    assert groups.startswith("/scim/v2/Groups?")
+    assert query["excludedAttributes"] == ["members"]
+    (group_filter,) = query["filter"]
+    assert group_filter.startswith('displayName eq "') and group_filter.endswith('"')
 
 
 def test_redeploy_keeps_the_existing_token(scim_stub: str) -> None:
@@ -329,3 +336,14 @@ def test_ensure_token_fills_missing_secrets_and_restarts(scim_stub: str) -> None
     assert code == 0, out
     assert fake.secrets == before and "unchanged" in out
     assert fake.restarts == 2
+
+
+@pytest.mark.parametrize("attribute", ["externalId", "userName"], ids=["recommended", "default"])
+def test_smoke_probe_passes_against_the_app_itself(host: tuple[Any, str], attribute: str) -> None:
+    """The probe's queries are the ones the real app answers like Entra expects (Learn, "Tutorial:
+    Develop and plan provisioning for a SCIM endpoint": 200 with an empty ListResponse), served
+    by function_app's own triggers through the local host."""
+    local, token = host
+    smoke.probe(local.base_url + "/scim/v2", token, user_attribute=attribute)
+    with pytest.raises(smoke.SmokeTestFailed, match="HTTP 401"):
+        smoke.probe(local.base_url + "/scim/v2", "not-the-token")
