@@ -39,6 +39,7 @@ from graph_enrich.errors import (
     SyncError,
     Throttled,
 )
+from graph_enrich.guests import guest_upn_prefix, odata_string
 
 if TYPE_CHECKING:
     import httpx
@@ -198,6 +199,28 @@ class GraphClient:
             RequestConfiguration(query_parameters=query)
         )
         return await self._json_or_none(info)
+
+    async def find_guest(self, user_name: str) -> dict[str, Any] | None:
+        """The B2B guest Entra provisioned as ``user_name`` (``alias@theirdomain``), found by its
+        UPN prefix ``alias_theirdomain#EXT#@`` (graph_enrich/guests.py); None unless exactly one
+        user has it. Same properties and manager expansion as :meth:`get_user`."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+        prefix = guest_upn_prefix(user_name)
+        if prefix is None:
+            return None
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            filter=f"startswith(userPrincipalName,{odata_string(prefix)})",
+            select=["id", *self.config.properties],
+            expand=["manager($select=id)"] if self.config.tracks_manager else None,
+        )
+        info = self.sdk.users.to_get_request_information(
+            RequestConfiguration(query_parameters=query)
+        )
+        found = (await self._json(info)).get("value")
+        users = [u for u in found if isinstance(u, dict)] if isinstance(found, list) else []
+        return users[0] if len(users) == 1 else None
 
     async def removed_reason(self, object_id: str) -> str:
         """Why a user is gone, in delta's words: ``changed`` when it is in the directory's
