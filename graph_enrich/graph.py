@@ -288,7 +288,7 @@ class GraphClient:
         self, info: RequestInformation, *, missing_ok: bool = False
     ) -> httpx.Response | None:
         import httpx
-        from azure.core.exceptions import ClientAuthenticationError
+        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
         from kiota_abstractions.native_response_handler import NativeResponseHandler
         from kiota_http.middleware.options import ResponseHandlerOption
 
@@ -299,7 +299,9 @@ class GraphClient:
                 response: httpx.Response = await self._adapter.send_primitive_async(
                     info, "bytes", None
                 )
-            except ClientAuthenticationError as exc:
+            # ServiceRequestError: the token source itself is unreachable (the managed identity
+            # endpoint, or the sign-in authority); the Graph requests go through httpx.
+            except (ClientAuthenticationError, ServiceRequestError) as exc:
                 raise CredentialError(
                     f"no Graph token ({_first_line(exc)}); in Azure set AZURE_CLIENT_ID to the "
                     "managed identity, elsewhere GRAPH_TENANT_ID/GRAPH_CLIENT_ID/"
