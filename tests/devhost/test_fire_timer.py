@@ -211,7 +211,7 @@ def test_the_outcome_is_reported_when_a_running_host_runs_the_timer(
 @pytest.mark.parametrize(
     ("status", "code", "message"),
     [
-        ({}, 0, "graph_sync recorded no run: skipped"),
+        ({}, 0, "graph_sync recorded no run: skipped (another run holds the lease)"),
         (
             {"lastRun": {"finished": "2026-01-01T09:00:00.000Z", "outcome": "failed"}},
             0,
