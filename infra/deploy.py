@@ -6,6 +6,13 @@
     python -m infra.deploy graph-permissions CUSTOMER [--group-members] [--dry-run]
     python -m infra.deploy teardown CUSTOMER [--yes] [--dry-run]
     python -m infra.deploy ensure-token CUSTOMER [--resource-group RG]   (azd postprovision hook)
+    python -m infra.deploy list [--subscription ID]
+
+Every command on an instance checks that ``az`` is signed in to the instance's Entra tenant
+(``--tenant-id``, else the ``scim-tenant`` tag of its resource group; infra/instances.py).
+``deploy`` remembers the location and the tenant of an existing resource group, and reads
+``CUSTOMER.bicepparam`` from ``--customers-dir`` / ``$SCIM_CUSTOMERS_DIR`` (default
+``infra/customers``), refusing a file whose customerName differs from its name (infra/params.py).
 
 Each customer has ``infra/customers/CUSTOMER.bicepparam`` and its own resource group
 (``rg-scim-CUSTOMER`` unless ``--resource-group`` says otherwise). ``--dry-run`` prints every
@@ -26,7 +33,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import package, smoke
+from . import instances, package, params, smoke
 from .azcli import GENERATED, AzError, AzureCli
 
 INFRA = Path(__file__).resolve().parent
@@ -42,6 +49,11 @@ GRAPH_DEPLOYMENT = "scim-graph-permissions"
 #: Key Vault secret names; they match the primarySecretName/secondarySecretName vars of main.bicep.
 PRIMARY_SECRET = "scim-bearer-token"
 SECONDARY_SECRET = "scim-bearer-token-secondary"
+
+#: Appended to the printed Tenant URL: the RFC-compliant PATCH dialect docs/entra-setup.md
+#: recommends (Microsoft Learn, "Known issues and resolutions with SCIM 2.0 protocol compliance
+#: of the Microsoft Entra user provisioning service").
+DIALECT_FLAG = "?aadOptscim062020"
 
 CUSTOMER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,18}[a-z0-9])?$")
 
@@ -167,7 +179,7 @@ def ensure_tokens(az: AzureCli, instance: Instance) -> tuple[str | None, bool]:
 def show_credentials(az: AzureCli, tenant_url: str, token: str | None) -> None:
     az.echo("")
     az.echo("Paste into Entra (Enterprise app > Provisioning > Admin Credentials):")
-    az.echo(f"  Tenant URL:   {tenant_url}")
+    az.echo(f"  Tenant URL:   {tenant_url}{DIALECT_FLAG}")
     if token is None:
         az.echo(
             "  Secret Token: unchanged (the existing token was kept; rotate-token issues a new one)"
@@ -183,12 +195,9 @@ def show_credentials(az: AzureCli, tenant_url: str, token: str | None) -> None:
 
 
 def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
-    params = CUSTOMERS / f"{args.customer}.bicepparam"
-    if not params.is_file():
-        raise SystemExit(
-            f"{params} does not exist: copy infra/customers/contoso.bicepparam and adjust it."
-        )
+    params = _checked_parameter_file(args)
     resource_group = resource_group_for(args)
+    _remember_from_group(az, args, resource_group)
 
     signed_in_tenant = az.run(
         "account show --query tenantId --output tsv", placeholder=args.tenant_id
@@ -207,10 +216,12 @@ def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
 
     az.run(
         "group create --name {rg} --location {location} --tags scim-customer={customer}"
-        " --output none",
+        " {product_tag} {tenant_tag} --output none",
         rg=resource_group,
         location=args.location,
         customer=args.customer,
+        product_tag=f"{instances.PRODUCT_TAG}={instances.PRODUCT}",
+        tenant_tag=f"{instances.TENANT_TAG}={args.tenant_id}",
     )
     outputs = az.run_json(
         "deployment group create --resource-group {rg} --name {deployment}"
@@ -258,6 +269,57 @@ def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
     )
 
 
+def _checked_parameter_file(args: argparse.Namespace) -> Path:
+    """The customer's .bicepparam, refused when it would deploy the wrong names (params.py)."""
+    return params.parameter_file(args.customer, params.customers_dir(args.customers_dir))
+
+
+def _remember_from_group(az: AzureCli, args: argparse.Namespace, resource_group: str) -> None:
+    """Fill --location and --tenant-id from an existing resource group (its location and its
+    scim-tenant tag); refuse a --location that contradicts it; require both for a new one."""
+    group = instances.existing_group(az, resource_group)
+    if group is not None:
+        if args.location and args.location.lower() != group.location.lower():
+            raise SystemExit(
+                f"{resource_group} is in {group.location}, not {args.location}: drop --location "
+                "(the group's location is used), or choose another --resource-group."
+            )
+        args.location = args.location or group.location
+        args.tenant_id = args.tenant_id or group.tenant
+    missing = [
+        o for o, v in (("--location", args.location), ("--tenant-id", args.tenant_id)) if not v
+    ]
+    if missing:
+        raise SystemExit(
+            f"{' and '.join(missing)} required: {resource_group} does not exist yet (or records "
+            "no tenant)."
+        )
+
+
+def cmd_list(az: AzureCli, args: argparse.Namespace) -> None:
+    """Every instance in the subscription, with the tenant each serves (tags, instances.py)."""
+    signed_in = instances.signed_in_tenant(az, args.tenant_id)
+    found = instances.list_instances(az)
+    if not found:
+        az.echo("No SCIM instances (resource groups tagged scim-product=scim-func) found.")
+        return
+    rows = [["customer", "resource group", "location", "tenant"]]
+    for item in found:
+        other = item.tenant not in ("?", signed_in)
+        rows.append(
+            [
+                item.customer,
+                item.resource_group,
+                item.location,
+                item.tenant + (" *" if other else ""),
+            ]
+        )
+    for line in instances.table(rows):
+        az.echo(line)
+    if any(row[3].endswith(" *") for row in rows[1:]):
+        az.echo(f"* not the signed-in tenant ({signed_in}): 'az login --tenant <id>' to manage it.")
+
+
 def publish(az: AzureCli, customer: str, instance: Instance) -> None:
     """Build the zip (code + Linux wheels) and deploy it to the Flex Consumption app."""
     with tempfile.TemporaryDirectory(prefix=f"scim-{customer}-") as build_dir:
@@ -275,6 +337,7 @@ def publish(az: AzureCli, customer: str, instance: Instance) -> None:
 def cmd_ensure_token(az: AzureCli, args: argparse.Namespace) -> None:
     """Create missing token secrets, then restart so the app re-resolves its Key Vault references
     (also the fix when a reference failed because a role assignment was not yet in effect)."""
+    instances.check_instance_tenant(az, resource_group_for(args), args.tenant_id)
     instance = find_instance(az, resource_group_for(args))
     token, _ = ensure_tokens(az, instance)
     restart(az, instance)
@@ -282,6 +345,7 @@ def cmd_ensure_token(az: AzureCli, args: argparse.Namespace) -> None:
 
 
 def cmd_rotate_token(az: AzureCli, args: argparse.Namespace) -> None:
+    instances.check_instance_tenant(az, resource_group_for(args), args.tenant_id)
     instance = find_instance(az, resource_group_for(args))
     if args.stage == "add":
         token = new_token(az)
@@ -306,6 +370,7 @@ def cmd_rotate_token(az: AzureCli, args: argparse.Namespace) -> None:
 
 
 def cmd_graph_permissions(az: AzureCli, args: argparse.Namespace) -> None:
+    instances.check_instance_tenant(az, resource_group_for(args), args.tenant_id)
     instance = find_instance(az, resource_group_for(args))
     az.echo(
         "Needs an Entra Privileged Role Administrator (app role assignments on Microsoft Graph)."
@@ -324,6 +389,7 @@ def cmd_graph_permissions(az: AzureCli, args: argparse.Namespace) -> None:
 
 def cmd_teardown(az: AzureCli, args: argparse.Namespace) -> None:
     resource_group = resource_group_for(args)
+    instances.check_instance_tenant(az, resource_group, args.tenant_id)
     if not (args.yes or az.dry_run):
         answer = input(
             f"This deletes resource group {resource_group} and all SCIM data of "
@@ -374,14 +440,24 @@ def parser() -> argparse.ArgumentParser:
             "--subscription", help="Azure subscription (default: the az CLI's current one)"
         )
         sub.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+        sub.add_argument(
+            "--tenant-id",
+            type=_tenant_id,
+            help="the customer's Entra tenant id; az must be signed in to it (default: the "
+            "scim-tenant tag of the resource group; required for a new instance)",
+        )
         return sub
 
     deploy = command("deploy", "Create or update the instance, publish the code, smoke-test it.")
     deploy.add_argument(
-        "--location", required=True, help="Azure region with Flex Consumption, e.g. westeurope"
+        "--location",
+        help="Azure region with Flex Consumption, e.g. westeurope (default: the existing "
+        "resource group's; required for a new instance)",
     )
     deploy.add_argument(
-        "--tenant-id", required=True, type=_tenant_id, help="the customer's Entra tenant id"
+        "--customers-dir",
+        help=f"directory of the <customer>.bicepparam files (default: ${params.DIR_SETTING} "
+        "or infra/customers)",
     )
     deploy.add_argument(
         "--deployer-object-id",
@@ -413,6 +489,14 @@ def parser() -> argparse.ArgumentParser:
 
     ensure = command("ensure-token", "Create the token secrets if missing (used by the azd hook).")
     ensure.set_defaults(handler=cmd_ensure_token)
+
+    listing = commands.add_parser(
+        "list", help="List the instances in the subscription.", description=cmd_list.__doc__
+    )
+    listing.add_argument("--subscription", help="Azure subscription (default: az's current one)")
+    listing.add_argument("--tenant-id", type=_tenant_id, help="mark instances of other tenants")
+    listing.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+    listing.set_defaults(handler=cmd_list)
     return root
 
 

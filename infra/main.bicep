@@ -103,6 +103,8 @@ var suffix = uniqueString(resourceGroup().id)
 var compactName = toLower(replace(customerName, '-', ''))
 var tags = {
   'scim-customer': customerName
+  // infra/instances.py: `list` finds the function apps of instances whose group it did not tag (azd).
+  'scim-product': 'scim-func'
 }
 var identityName = 'id-scim-${customerName}'
 var storageAccountName = 'st${take(compactName, 9)}${suffix}'

@@ -36,6 +36,18 @@ class FakeAz:
         self.secret_files: list[str] = []
         self.published: list[str] = []
         self.restarts = 0
+        # Resource groups: contoso's as the deploy tool tags it, and one azd made (no tenant tag).
+        self.groups: dict[str, dict[str, Any]] = {
+            "rg-scim-contoso": {
+                "location": "westeurope",
+                "tags": {
+                    "scim-customer": "contoso",
+                    "scim-product": "scim-func",
+                    "scim-tenant": TENANT,
+                },
+            },
+            "rg-azd": {"location": "westeurope", "tags": {"azd-env-name": "contoso"}},
+        }
 
     def __call__(self, argv: Sequence[str]) -> tuple[int, str, str]:
         argv = list(argv)
@@ -50,8 +62,41 @@ class FakeAz:
             return 0, TENANT + "\n", ""
         if joined.startswith("az ad signed-in-user show"):
             return 0, "deployer-object-id\n", ""
+        if joined.startswith("az group exists"):
+            return 0, ("true" if argv[argv.index("--name") + 1] in self.groups else "false"), ""
+        if joined.startswith("az group show"):
+            group = self.groups.get(argv[argv.index("--name") + 1])
+            if group is None:
+                return 3, "", "(ResourceGroupNotFound) Resource group could not be found."
+            query = argv[argv.index("--query") + 1]
+            return 0, json.dumps(group["tags"] if query == "tags" else group), ""
         if joined.startswith("az group create"):
+            at = argv.index("--tags") + 1
+            tags = dict(t.split("=", 1) for t in argv[at : argv.index("--output")])
+            name, location = argv[argv.index("--name") + 1], argv[argv.index("--location") + 1]
+            self.groups[name] = {"location": location, "tags": tags}
             return 0, "", ""
+        if joined.startswith("az group list --tag scim-product=scim-func"):
+            listed = [
+                {"name": n, **g}
+                for n, g in self.groups.items()
+                if g["tags"].get("scim-product") == "scim-func"
+            ]
+            return 0, json.dumps(listed), ""
+        if joined.startswith("az resource list --tag scim-product=scim-func"):
+            return (
+                0,
+                json.dumps(
+                    [
+                        {
+                            "group": "rg-azd",
+                            "location": "westeurope",
+                            "tags": {"scim-customer": "azdco"},
+                        }
+                    ]
+                ),
+                "",
+            )
         if joined.startswith("az deployment group create"):
             return 0, json.dumps(self._outputs()), ""
         if joined.startswith("az resource list"):
