@@ -15,8 +15,9 @@ import os
 import azure.functions as func
 
 from scim_core.http import ScimRequest, ScimResponse
-from scim_core.service import ScimService
+from scim_core.router import Router
 from scim_core.settings import Settings
+from scim_core.store import Store
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("scim")
@@ -25,17 +26,22 @@ BASE = "scim/v2"
 #: Every route takes every method, so a wrong method gets a SCIM 405 from the service rather
 #: than the Functions host's bare 404/405.
 ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-_service: ScimService | None = None
+_router: Router | None = None
 
 
-def service() -> ScimService:
-    """The process-wide service, built on first use from the app settings."""
-    global _service
-    if _service is None:
-        from scim_core.wiring import build_service
+def router() -> Router:
+    """The process-wide request handler, built on first use from the app settings."""
+    global _router
+    if _router is None:
+        from scim_core.wiring import build_router
 
-        _service = build_service(Settings.from_env(os.environ))
-    return _service
+        _router = build_router(Settings.from_env(os.environ))
+    return _router
+
+
+def store() -> Store:
+    """The process-wide store (the timer and webhook functions share the router's)."""
+    return router().service.store
 
 
 def to_scim_request(req: func.HttpRequest) -> ScimRequest:
@@ -57,7 +63,7 @@ def serve(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The one error translator: SCIM errors are rendered by the service; anything else is a
     bug, logged with the invocation id and answered with a generic 500 without internals."""
     try:
-        resp = service().handle(to_scim_request(req))
+        resp = router().handle(to_scim_request(req))
     except Exception:
         log.exception("unhandled error in invocation %s", context.invocation_id)
         resp = ScimResponse(
@@ -157,7 +163,7 @@ def graph_sync(timer: func.TimerRequest) -> None:
     credentials is logged and recorded in the state table, never raised: SCIM is unaffected."""
     from graph_enrich import run_sync
 
-    run_sync(Settings.from_env(os.environ), service().store)
+    run_sync(Settings.from_env(os.environ), store())
 
 
 @app.route(route="graph/notifications", methods=["POST"])
@@ -168,7 +174,7 @@ def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     reply = receive(
         WebhookRequest(dict(req.params), req.get_body() or b""),
         Settings.from_env(os.environ),
-        service().store,
+        store(),
     )
     return func.HttpResponse(
         reply.body,

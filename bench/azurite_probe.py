@@ -26,7 +26,7 @@ from typing import Any
 from bench.servers import ROOT, BenchAzurite
 from bench.stats import percentile
 from devhost.azurite import Azurite
-from scim_core.table import TableStore
+from scim_core.store.table import TableStore
 
 
 def _user(n: int) -> tuple[dict[str, Any], dict[str, str | None]]:

@@ -36,7 +36,7 @@ from devhost.azurite import HOST, Azurite
 from graph_enrich import SyncOptions, run_sync
 from graph_enrich.budget import RUN_BUDGET_SECONDS
 from scim_core.settings import Settings
-from scim_core.table import TableStore
+from scim_core.store.table import TableStore
 from tests.graph.conftest import FakeCredential
 from tests.graph.fake_graph import FakeGraph
 

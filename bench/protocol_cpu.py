@@ -31,10 +31,11 @@ COMPLEX = (
 
 class Ours:
     def __init__(self) -> None:
-        from scim_core.memory import MemoryStore
+        from scim_core.router import Router
         from scim_core.service import ScimService
+        from scim_core.store.memory import MemoryStore
 
-        self.service = ScimService(MemoryStore(), None)
+        self.service = Router(ScimService(MemoryStore()), None)
 
     def call(
         self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None

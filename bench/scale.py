@@ -29,9 +29,10 @@ from bench.entra_cycle import ENT, GROUP, MS_GROUP, entra_user, patch
 from bench.servers import BenchAzurite
 from bench.stats import median, percentile
 from scim_core.http import ScimResponse
+from scim_core.router import Router
 from scim_core.service import ScimService
 from scim_core.store import INLINE_MEMBERS, Member, MemberChange
-from scim_core.table import TableStore
+from scim_core.store.table import TableStore
 
 USER_LEVELS = [1_000, 10_000, 100_000]
 GROUP_SIZES = [10, 10_000, 100_000]
@@ -54,7 +55,7 @@ class Customer:
             azurite.connection_string, table_prefix=prefix
         )
         self.store.create_tables()
-        self.service = ScimService(self.store, None)
+        self.service = Router(ScimService(self.store), None)
         self.users: list[str] = []
         self.rng = random.Random(prefix)
 

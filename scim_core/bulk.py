@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scim_core.discovery import BULK_MAX_OPERATIONS, BULK_MAX_PAYLOAD
 from scim_core.errors import InvalidSyntax, InvalidValue, PayloadTooLarge, ScimError, TooMany
-from scim_core.http import ScimRequest, ScimResponse
+from scim_core.http import ScimRequest, ScimResponse, json_response, parse_json
 from scim_core.messages import BULK_REQUEST, BULK_RESPONSE
 
-if TYPE_CHECKING:
-    from scim_core.service import ScimService
+
+class Dispatcher(Protocol):
+    """What Bulk needs of the service: run one request below the SCIM base, unauthenticated
+    (the Bulk request itself was authenticated) and raising :class:`ScimError` on failure."""
+
+    def dispatch(self, req: ScimRequest) -> ScimResponse: ...
+
 
 _REF = re.compile(r"bulkId:([^\"/\s]+)")
 
@@ -53,9 +58,7 @@ def _resolve(text: str, ids: dict[str, str]) -> str:
     return _REF.sub(lambda m: ids[m.group(1)], text)
 
 
-def run_bulk(service: ScimService, req: ScimRequest) -> ScimResponse:
-    from scim_core.service import json_response, parse_json
-
+def run_bulk(service: Dispatcher, req: ScimRequest) -> ScimResponse:
     if len(req.body) > BULK_MAX_PAYLOAD:
         raise PayloadTooLarge(f"bulk payload exceeds maxPayloadSize {BULK_MAX_PAYLOAD} bytes")
     body = parse_json(req)
@@ -101,7 +104,7 @@ def run_bulk(service: ScimService, req: ScimRequest) -> ScimResponse:
 
 
 def _run_one(
-    service: ScimService, req: ScimRequest, op: BulkOperation, ids: dict[str, str]
+    service: Dispatcher, req: ScimRequest, op: BulkOperation, ids: dict[str, str]
 ) -> dict[str, Any]:
     method = op.method.upper()
     try:

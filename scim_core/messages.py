@@ -19,6 +19,11 @@ MAX_RESULTS = 1000
 #: Page size when the client gives no ``count``.
 DEFAULT_COUNT = 100
 
+#: Bounds on the other query parameters (RFC 7644 §3.4.2.5 sets none; a request must not make the
+#: service do unbounded work before it answers): names per ``attributes``/``excludedAttributes``
+#: list, and characters per attribute name or ``sortBy``.
+MAX_ATTRIBUTE_NAMES = 100
+MAX_NAME_CHARS = 300
 _INTEGER = re.compile(r"[+-]?[0-9]{1,4000}")  # int() refuses longer digit strings
 
 
@@ -52,6 +57,9 @@ class Query:
         """From wire names (``excludedAttributes``...); unknown names are ignored. Raises
         :class:`QueryError` for a value of the wrong type or out of its domain."""
         order = _text(params, "sortOrder")
+        sort_by = _text(params, "sortBy")
+        if sort_by is not None and len(sort_by) > MAX_NAME_CHARS:
+            raise QueryError("sortBy", f"is longer than {MAX_NAME_CHARS} characters")
         if order is not None:
             if order.lower() not in ("ascending", "descending"):
                 raise QueryError("sortOrder", "must be 'ascending' or 'descending'")
@@ -62,7 +70,7 @@ class Query:
             attributes=_csv(params, "attributes"),
             excluded_attributes=_csv(params, "excludedAttributes"),
             filter=_text(params, "filter"),
-            sort_by=_text(params, "sortBy"),
+            sort_by=sort_by,
             sort_order=order,
             # RFC 7644 §3.4.2.4: a startIndex below 1 is 1; a negative count is 0.
             start_index=1 if start is None else max(1, start),
@@ -75,10 +83,15 @@ def _csv(params: Mapping[str, Any], name: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [p.strip() for p in value.split(",") if p.strip()]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [p.strip() for v in value for p in v.split(",") if p.strip()]
-    raise QueryError(name, "must be a comma-separated string or a list of strings")
+        value = [value]
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise QueryError(name, "must be a comma-separated string or a list of strings")
+    names = [p.strip() for v in value for p in v.split(",") if p.strip()]
+    if len(names) > MAX_ATTRIBUTE_NAMES:
+        raise QueryError(name, f"names at most {MAX_ATTRIBUTE_NAMES} attributes")
+    if any(len(n) > MAX_NAME_CHARS for n in names):
+        raise QueryError(name, f"an attribute name is longer than {MAX_NAME_CHARS} characters")
+    return names
 
 
 def _text(params: Mapping[str, Any], name: str) -> str | None:

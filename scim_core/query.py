@@ -10,11 +10,22 @@ partition and evaluates the filter in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from scim_core.errors import NotFound
-from scim_core.filter import And, AttrPath, Compare, Filter, Or, Present, ValuePath, matches
+from scim_core.filter import (
+    And,
+    AttrPath,
+    Compare,
+    Filter,
+    Or,
+    Present,
+    ValuePath,
+    compiled,
+    matches,
+)
 from scim_core.schema import ResourceType
 from scim_core.store import Store, Stored
 
@@ -36,11 +47,15 @@ def _core_name(rtype: ResourceType, path: AttrPath) -> str | None:
 
 
 def _eq_string(term: Filter) -> tuple[AttrPath, str] | None:
-    if isinstance(term, Compare) and term.op == "eq" and isinstance(term.value, str | int | float):
-        if isinstance(term.value, bool):
-            return None
-        return term.path, str(term.value)
-    return None
+    """The path and operand of an ``eq`` on a string, as the matcher compares it: a bare number
+    compared with a string attribute by its source text (``externalId eq 1.50`` is "1.50")."""
+    if not (isinstance(term, Compare) and term.op == "eq") or term.value is None:
+        return None
+    if isinstance(term.value, bool):
+        return None
+    if isinstance(term.value, str):
+        return term.path, term.value
+    return term.path, term.raw if term.raw is not None else json.dumps(term.value)
 
 
 def member_id(rtype: ResourceType, term: Filter) -> str | None:
@@ -59,35 +74,47 @@ def member_id(rtype: ResourceType, term: Filter) -> str | None:
     return None
 
 
-def _index_lookup(store: Store, rtype: ResourceType, term: Filter) -> list[str] | None:
-    """Candidate ids for one term via an index, or None if the term has no index."""
+#: The indexed string attributes of each resource type, cheapest first, with how the index
+#: normalises a value (as the service keys it: ``ScimService.keys``). One table for ranking and
+#: lookup, so the planner can never rank an index that the lookup does not have.
+_INDEXES: dict[str, dict[str, tuple[int, str, Callable[[str], str]]]] = {
+    "User": {
+        "id": (0, "id", str),
+        "username": (1, "userName", str.casefold),
+        "externalid": (2, "externalId", str),
+    },
+    "Group": {
+        "id": (0, "id", str),
+        "displayname": (1, "displayName", str.casefold),
+        "externalid": (2, "externalId", str),
+    },
+}
+_MEMBERSHIP_RANK = 3
+_NO_INDEX = 9
+
+
+def _index(rtype: ResourceType, term: Filter) -> tuple[int, Callable[[Store], list[str]]] | None:
+    """How one term can be answered from an index: its rank (cheapest first) and the lookup of
+    candidate ids; None if no index answers it."""
     mid = member_id(rtype, term)
     if mid is not None:
-        return store.groups_of(mid)
+        return _MEMBERSHIP_RANK, lambda store: store.groups_of(mid)
     eq = _eq_string(term)
     if eq is None or eq[0].sub is not None:
         return None
-    name, value = _core_name(rtype, eq[0]), eq[1]
-    if name == "id":
-        return [value]
-    if name == "externalid":
-        return store.lookup(rtype.name, "externalId", value)
-    unique = {"User": "username", "Group": "displayname"}[rtype.name]
-    if name == unique:
-        index = "userName" if rtype.name == "User" else "displayName"
-        return store.lookup(rtype.name, index, value.casefold())
-    return None
+    found = _INDEXES[rtype.name].get(_core_name(rtype, eq[0]) or "")
+    if found is None:
+        return None
+    rank, index, normalise = found
+    value = normalise(eq[1])
+    if index == "id":
+        return rank, lambda store: [value]
+    return rank, lambda store: store.lookup(rtype.name, index, value)
 
 
 def _index_rank(rtype: ResourceType, term: Filter) -> int:
-    """Cheapest index first: id (no lookup), unique, externalId, membership."""
-    if member_id(rtype, term) is not None:
-        return 3
-    eq = _eq_string(term)
-    if eq is None or eq[0].sub is not None:
-        return 9
-    name = _core_name(rtype, eq[0])
-    return {"id": 0, "username": 1, "displayname": 1, "externalid": 2}.get(name or "", 9)
+    found = _index(rtype, term)
+    return _NO_INDEX if found is None else found[0]
 
 
 def references_members(f: Filter) -> bool:
@@ -99,35 +126,44 @@ def references_members(f: Filter) -> bool:
     return references_members(f.inner)
 
 
-def find(store: Store, rtype: ResourceType, f: Filter | None) -> Iterator[Stored]:
-    """Every stored resource matching ``f`` (documents without members)."""
+def find(
+    store: Store, rtype: ResourceType, f: Filter | None, *, strict: bool = True
+) -> Iterator[Stored]:
+    """Every stored resource matching ``f`` (documents without members). The filter is checked
+    against the resource type before anything is read (``strict``: an attribute the type does
+    not define is ``invalidFilter``; otherwise unassigned), so an answer from an index and one
+    from a scan fail alike."""
     if f is None:
         yield from store.scan(rtype.name)
         return
+    compiled(f, rtype, strict=strict)
     terms = conjuncts(f)
     ranked = sorted(range(len(terms)), key=lambda i: _index_rank(rtype, terms[i]))
     best = ranked[0]
-    if _index_rank(rtype, terms[best]) == 9:
-        yield from _scan(store, rtype, f)
+    plan = _index(rtype, terms[best])
+    if plan is None:
+        yield from _scan(store, rtype, f, strict)
         return
-    candidates = _index_lookup(store, rtype, terms[best]) or []
+    candidates = plan[1](store)
     rest = [t for i, t in enumerate(terms) if i != best]
     for rid in dict.fromkeys(candidates):
         try:
             stored = store.get(rtype.name, rid)
         except NotFound:
             continue  # an index row whose resource went away between reads
-        if all(_term_holds(store, rtype, stored, t) for t in rest):
+        if all(_term_holds(store, rtype, stored, t, strict) for t in rest):
             yield stored
 
 
-def _term_holds(store: Store, rtype: ResourceType, stored: Stored, term: Filter) -> bool:
+def _term_holds(
+    store: Store, rtype: ResourceType, stored: Stored, term: Filter, strict: bool
+) -> bool:
     mid = member_id(rtype, term)
     if mid is not None:
         if stored.members is not None:  # read with the group: no membership read needed
             return any(m.value == mid for m in stored.members)
         return store.has_member(stored.id, mid)
-    return matches(term, _with_members(store, rtype, stored, term), rtype)
+    return matches(term, _with_members(store, rtype, stored, term), rtype, strict=strict)
 
 
 def _with_members(store: Store, rtype: ResourceType, stored: Stored, f: Filter) -> dict[str, Any]:
@@ -139,7 +175,7 @@ def _with_members(store: Store, rtype: ResourceType, stored: Stored, f: Filter) 
     return stored.doc
 
 
-def _scan(store: Store, rtype: ResourceType, f: Filter) -> Iterator[Stored]:
+def _scan(store: Store, rtype: ResourceType, f: Filter, strict: bool) -> Iterator[Stored]:
     for stored in store.scan(rtype.name):
-        if matches(f, _with_members(store, rtype, stored, f), rtype):
+        if matches(f, _with_members(store, rtype, stored, f), rtype, strict=strict):
             yield stored

@@ -5,7 +5,6 @@ Storage (the :class:`~scim_core.store.Store` seam).
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Callable
@@ -13,35 +12,34 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scim_core import discovery
-from scim_core.auth import Authenticator
 from scim_core.errors import (
     BadRequest,
     InvalidFilter,
     InvalidSyntax,
     InvalidValue,
-    MethodNotAllowed,
     NotFound,
     NotImplemented_,
-    PayloadTooLarge,
     PreconditionFailed,
     ScimError,
-    UnsupportedMediaType,
 )
-from scim_core.filter import parse_filter
-from scim_core.http import SCIM_CONTENT_TYPE, ScimRequest, ScimResponse
+from scim_core.filter import compiled, parse_filter
+from scim_core.http import (
+    ScimRequest,
+    ScimResponse,
+    allow,
+    error_response,
+    json_response,
+    parse_json,
+)
 from scim_core.messages import DEFAULT_COUNT, Query, QueryError, list_response
 from scim_core.query import find
 from scim_core.resource import Projection, etag_matches, read_input, version_of
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType, default_resource_types
 from scim_core.store import Member, MemberChange, Store, Stored
 
-#: Largest request body accepted (announced as bulk ``maxPayloadSize``). A stored document is
-#: bounded by the 1 MiB Table entity limit anyway.
-MAX_BODY = 1_048_576
 #: Read-modify-write attempts of a PUT/PATCH without If-Match that keeps losing ETag races.
 WRITE_ATTEMPTS = 10
 _ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
-_JSON_TYPES = ("application/scim+json", "application/json")
 
 
 def _now() -> str:
@@ -52,30 +50,6 @@ def is_valid_id(value: str) -> bool:
     """Ids this service issues are UUIDs; anything with characters a Table key forbids can
     never name a resource, so it is a 404 without a storage round trip."""
     return bool(_ID.match(value))
-
-
-def parse_json(req: ScimRequest) -> Any:
-    """The request body as JSON, or a SCIM 4xx (RFC 7644 §3.12)."""
-    ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype and ctype not in _JSON_TYPES and not ctype.endswith("+json"):
-        raise UnsupportedMediaType(f"Content-Type must be {SCIM_CONTENT_TYPE}, got {ctype!r}")
-    if len(req.body) > MAX_BODY:
-        raise PayloadTooLarge(f"request body exceeds {MAX_BODY} bytes")
-    if not req.body.strip():
-        raise InvalidSyntax("the request body is empty")
-    try:
-        return json.loads(req.body)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
-
-
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> ScimResponse:
-    out = {"Content-Type": SCIM_CONTENT_TYPE, **(headers or {})}
-    return ScimResponse(status, json.dumps(body, ensure_ascii=False).encode(), out)
-
-
-def error_response(err: ScimError) -> ScimResponse:
-    return json_response(err.status, err.to_body(), err.headers())
 
 
 def _query(params: dict[str, Any]) -> Query:
@@ -93,20 +67,17 @@ class ScimService:
     def __init__(
         self,
         store: Store,
-        authenticator: Authenticator | None,
         types: dict[str, ResourceType] | None = None,
         clock: Callable[[], str] = _now,
     ):
         self.store = store
-        self.auth = authenticator
         self.types = types or default_resource_types()
         self.clock = clock
 
     # --- entry point --------------------------------------------------------------------------
     def handle(self, req: ScimRequest) -> ScimResponse:
+        """``dispatch`` with SCIM errors rendered; no authentication (:mod:`scim_core.router`)."""
         try:
-            if self.auth is not None:
-                self.auth.authenticate(req.headers.get("authorization"))
             return self.dispatch(req)
         except ScimError as err:
             return error_response(err)
@@ -123,11 +94,6 @@ class ScimService:
             return self.resource(req, rtype, rest[0]) if rest else self.collection(req, rtype)
         if head == ".search" and not rest:
             return self.search(req, list(self.types.values()))
-        if head == "bulk" and not rest:
-            from scim_core.bulk import run_bulk  # only Bulk requests pay for it
-
-            self._allow(req, "POST")
-            return run_bulk(self, req)
         if head == "me":
             raise NotImplemented_(
                 "/Me is not supported: requests are made by a provisioning "
@@ -138,10 +104,7 @@ class ScimService:
             return json_response(200, discovery.serve(self.types, head, rest, req.base_url))
         raise NotFound(f"no SCIM endpoint at {req.path!r}")
 
-    @staticmethod
-    def _allow(req: ScimRequest, *methods: str) -> None:
-        if req.method not in methods:
-            raise MethodNotAllowed(f"{req.method} is not allowed here; use {', '.join(methods)}")
+    _allow = staticmethod(allow)
 
     # --- collections --------------------------------------------------------------------------
     def collection(self, req: ScimRequest, rtype: ResourceType) -> ScimResponse:
@@ -162,14 +125,34 @@ class ScimService:
         # Root search (RFC 7644 §3.4.3): every resource type, the filter applied to each.
         found: list[tuple[ResourceType, Stored]] = []
         flt = self._parse_filter(query.filter)
+        strict = self._root_strictness(flt, rtypes)
         for rtype in rtypes:
-            found += [(rtype, s) for s in find(self.store, rtype, flt)]
+            found += [(rtype, s) for s in find(self.store, rtype, flt, strict=strict[rtype.name])]
         return json_response(200, self._page(found, query, req.base_url))
 
     def list_resources(self, rtype: ResourceType, query: Query, base_url: str) -> dict[str, Any]:
         flt = self._parse_filter(query.filter)
         found = [(rtype, s) for s in find(self.store, rtype, flt)]
         return self._page(found, query, base_url)
+
+    @staticmethod
+    def _root_strictness(flt: Any, rtypes: list[ResourceType]) -> dict[str, bool]:
+        """A root search's filter may name attributes only some types define (RFC 7644
+        §3.4.3): those types see them as unassigned. An attribute no type defines is still
+        ``invalidFilter``."""
+        strict: dict[str, bool] = {}
+        first: InvalidFilter | None = None
+        for rtype in rtypes:
+            try:
+                if flt is not None:
+                    compiled(flt, rtype)
+                strict[rtype.name] = True
+            except InvalidFilter as exc:
+                first = first or exc
+                strict[rtype.name] = False
+        if first is not None and not any(strict.values()):
+            raise first
+        return strict
 
     @staticmethod
     def _parse_filter(text: str | None) -> Any:
@@ -407,4 +390,4 @@ class ScimService:
         return item
 
 
-__all__ = ["ScimService", "error_response", "json_response", "parse_json", "InvalidFilter"]
+__all__ = ["ScimService", "is_valid_id"]

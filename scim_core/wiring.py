@@ -4,6 +4,7 @@ authenticator. Called once per process by ``function_app``."""
 from __future__ import annotations
 
 from scim_core.auth import Authenticator
+from scim_core.router import Router
 from scim_core.service import ScimService
 from scim_core.settings import Settings
 from scim_core.store import Store
@@ -14,7 +15,8 @@ class ConfigurationError(RuntimeError):
 
 
 def build_store(settings: Settings) -> Store:
-    from scim_core.table import TableStore  # azure.data.tables loads only when a store is built
+    # azure.data.tables loads only when a store is built
+    from scim_core.store.table import TableStore
 
     if settings.tables_connection_string:
         # Locally (Azurite) nothing else creates the tables (in Azure, Bicep does): the first
@@ -27,5 +29,7 @@ def build_store(settings: Settings) -> Store:
     raise ConfigurationError("set TABLES_CONNECTION_STRING (local) or TABLES_ENDPOINT (Azure)")
 
 
-def build_service(settings: Settings) -> ScimService:
-    return ScimService(build_store(settings), Authenticator.from_settings(settings))
+def build_router(settings: Settings) -> Router:
+    """The request handler of a process: the service over the configured store, behind the
+    configured authenticator."""
+    return Router(ScimService(build_store(settings)), Authenticator.from_settings(settings))

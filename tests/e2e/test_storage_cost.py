@@ -13,7 +13,7 @@ import requests
 
 import function_app
 from scim_core.store import INLINE_MEMBERS
-from scim_core.table import TableStore
+from scim_core.store.table import TableStore
 from tests.e2e.test_entra_conversation import GROUP, PATCH, entra_user
 from tests.scimclient import Client, unique
 
@@ -21,7 +21,7 @@ from tests.scimclient import Client, unique
 @pytest.fixture
 def store(scim: Client) -> TableStore:
     scim.get("/ServiceProviderConfig")  # the app builds its store on first use
-    built = function_app.service().store
+    built = function_app.store()
     assert isinstance(built, TableStore)
     # Locally the first write creates the tables (tests/store/test_tables_on_demand.py); make
     # sure that has happened, so that no count here includes it whatever ran before.

@@ -17,11 +17,11 @@ from azure.core.exceptions import ClientAuthenticationError
 from devhost.azurite import Azurite
 from graph_enrich import GRAPH_USER_SCHEMA, SyncOptions, SyncReport, run_sync
 from scim_core.http import ScimRequest
-from scim_core.memory import MemoryStore
 from scim_core.service import ScimService
 from scim_core.settings import Settings
 from scim_core.store import Store
-from scim_core.table import TableStore
+from scim_core.store.memory import MemoryStore
+from scim_core.store.table import TableStore
 from tests.graph.fake_graph import TOKEN, FakeGraph
 
 EXT = GRAPH_USER_SCHEMA
@@ -105,7 +105,7 @@ def provision(store: Store, user_name: str, external_id: str | None = None, **ex
         **({"externalId": external_id} if external_id else {}),
         **extra,
     }
-    response = ScimService(store, None).handle(
+    response = ScimService(store).handle(
         ScimRequest(
             "POST",
             "/Users",

@@ -8,7 +8,7 @@ import threading
 import time
 
 from graph_enrich.state import CURSOR, STATUS, CursorStore
-from scim_core.memory import MemoryStore
+from scim_core.store.memory import MemoryStore
 from tests.graph.conftest import enrichment, provision, sync
 from tests.graph.fake_graph import FakeGraph, Fault, Request
 

@@ -13,7 +13,7 @@ import graph_enrich.notifications as notifications
 from devhost.server import LocalHost
 from graph_enrich import GRAPH_USER_SCHEMA, run_sync
 from graph_enrich.notifications import BACKGROUND
-from scim_core.table import TableStore
+from scim_core.store.table import TableStore
 from tests.graph.conftest import FakeCredential, provision
 from tests.graph.fake_graph import FakeGraph
 from tests.scimclient import Client

@@ -24,7 +24,7 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 def _call(
     store: Store, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
 ) -> tuple[int, Any]:
-    response = ScimService(store, None).handle(
+    response = ScimService(store).handle(
         ScimRequest(
             method,
             path,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from devhost.azurite import Azurite
-from scim_core.memory import MemoryStore
 from scim_core.store import Store
-from scim_core.table import TableStore
+from scim_core.store.memory import MemoryStore
+from scim_core.store.table import TableStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The Store contract (``scim_core/store.py``), run against every implementation.
+"""The Store contract (``scim_core/store/protocol.py``), run against every implementation.
 
 Requirements are DESIGN.md "Storage design" unless a test cites otherwise. The service normalises
 index values (casefolding caseExact=false attributes) before calling the store, so the store
@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from devhost.azurite import ACCOUNT_KEY, ACCOUNT_NAME, free_port
-from scim_core import memory, table
 from scim_core.errors import (
     Conflict,
     NotFound,
@@ -24,8 +23,8 @@ from scim_core.errors import (
     PreconditionFailed,
     ServiceUnavailable,
 )
-from scim_core.store import Member, MemberChange, Store
-from scim_core.table import TableStore
+from scim_core.store import Member, MemberChange, Store, documents, memory
+from scim_core.store.table import TableStore
 
 
 def user(
@@ -397,7 +396,7 @@ def test_too_big_document_is_payload_too_large(store: Store) -> None:
 
 
 def test_both_stores_draw_the_size_line_in_the_same_place() -> None:
-    assert memory.MAX_DOCUMENT_BYTES == table.MAX_DOCUMENT_BYTES
+    assert memory.MAX_DOCUMENT_BYTES == documents.MAX_DOCUMENT_BYTES
 
 
 @pytest.mark.parametrize(

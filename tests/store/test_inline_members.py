@@ -15,7 +15,8 @@ import pytest
 from azure.data.tables import UpdateMode
 
 from scim_core.store import INLINE_MEMBERS, Member, MemberChange, Store, Stored
-from scim_core.table import TableStore, encode_key
+from scim_core.store.documents import encode_key
+from scim_core.store.table import TableStore
 from tests.store.test_contract import make_user
 
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from scim_core.store import INLINE_MEMBERS, Member, MemberChange, Store
-from scim_core.table import TableStore
+from scim_core.store.table import TableStore
 
 
 def big_group(store: Store, size: int) -> str:

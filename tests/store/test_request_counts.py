@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scim_core.store import Member, MemberChange
-from scim_core.table import TableStore
+from scim_core.store.table import TableStore
 
 
 def cost(store: TableStore, action: Callable[[], Any]) -> int:

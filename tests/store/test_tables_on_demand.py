@@ -14,7 +14,7 @@ import pytest
 from devhost.azurite import Azurite
 from scim_core.errors import NotFound
 from scim_core.store import Member, MemberChange
-from scim_core.table import TableStore
+from scim_core.store.table import TableStore
 from tests.store.test_contract import user
 
 

@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scim_core.http import ScimRequest
-from scim_core.memory import MemoryStore
+from scim_core.router import Router
 from scim_core.service import ScimService
+from scim_core.store.memory import MemoryStore
 
 FUZZ = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -107,8 +108,8 @@ patch_bodies = (
 )
 
 
-def _service() -> tuple[ScimService, str, str]:
-    service = ScimService(MemoryStore(), None)
+def _service() -> tuple[Router, str, str]:
+    service = Router(ScimService(MemoryStore()), None)
     user = _call(
         service,
         "POST",
@@ -126,7 +127,7 @@ def _service() -> tuple[ScimService, str, str]:
 
 
 def _call(
-    service: ScimService,
+    service: Router,
     method: str,
     path: str,
     body: Any = None,

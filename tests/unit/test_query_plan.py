@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from scim_core.http import ScimRequest
-from scim_core.memory import MemoryStore
 from scim_core.service import ScimService
+from scim_core.store.memory import MemoryStore
 
 
 class CountingStore(MemoryStore):
@@ -45,7 +45,7 @@ def call(
 @pytest.fixture
 def setup() -> tuple[ScimService, CountingStore, dict[str, str]]:
     store = CountingStore()
-    service = ScimService(store, None)
+    service = ScimService(store)
     ids: dict[str, str] = {}
     for i in range(3):
         _, user = call(

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from scim_core.http import ScimRequest
-from scim_core.memory import MemoryStore
 from scim_core.resource import version_of
 from scim_core.service import WRITE_ATTEMPTS, ScimService
 from scim_core.store import MemberChange, Stored
+from scim_core.store.memory import MemoryStore
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -61,7 +61,7 @@ def call(
 
 def make_group(races: int) -> tuple[ScimService, RacingStore, str]:
     store = RacingStore(0)
-    service = ScimService(store, None)
+    service = ScimService(store)
     status, group = call(service, "POST", "/Groups", {"schemas": [GROUP], "displayName": "G"})
     assert status == 201
     store.races = races

@@ -40,10 +40,11 @@ from azure.core.exceptions import (
     ServiceResponseError,
     ServiceResponseTimeoutError,
 )
+from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.transport import HttpTransport
 
-# Private to the pinned azure-core (1.41.0), as in scim_core.table: the rest response built on an
-# http.client response, which the SDK itself uses for the parts of a batch answer.
+# Private to the pinned azure-core (1.41.0), as in scim_core.store.batch: the rest response built
+# on an http.client response, which the SDK itself uses for the parts of a batch answer.
 from azure.core.rest._http_response_impl import RestHttpClientTransportResponse
 
 DEFAULT_TIMEOUT = 300.0  # azure-core's default connection and read timeouts
@@ -322,3 +323,21 @@ def _ca_bundle() -> str | None:
     except ImportError:  # pragma: no cover - then the system store
         return None
     return certifi.where()
+
+
+class RequestCounter:
+    """Counts HTTP requests sent to storage (tests and benchmarks assert on storage cost).
+
+    Installed as the client's ``raw_request_hook``: azure-core's CustomHookPolicy is in the policy
+    list a TableServiceClient hands to the TableClients it makes, whereas ``per_call_policies``
+    reach only the service client's own pipeline. It runs after the retry policy, so every
+    attempt counts.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __call__(self, request: PipelineRequest[Any]) -> None:
+        with self._lock:
+            self.count += 1

@@ -1,4 +1,4 @@
-"""scim_core.transport against a scripted loopback server: pooling, stale connections, errors.
+"""scim_core.store.transport against a scripted loopback server: pooling, stale connections, errors.
 
 The store suites (tests/store, tests/e2e) run every storage request through this transport against
 Azurite; these tests cover what Azurite does not do on demand: hang up on idle or busy
@@ -24,7 +24,7 @@ from azure.core.exceptions import (
 )
 from azure.core.rest import HttpRequest
 
-from scim_core.transport import HttpClientTransport, proxied
+from scim_core.store.transport import HttpClientTransport, proxied
 
 # What the server does with one connection: it gets the socket and the connection's ordinal.
 Script = Callable[[socket.socket, int], None]

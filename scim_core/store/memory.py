@@ -1,6 +1,6 @@
 """An in-process :class:`~scim_core.store.Store` for unit tests and CPU benchmarks.
 
-It has the same semantics as :class:`scim_core.table.TableStore` — the contract suite
+It has the same semantics as :class:`scim_core.store.table.TableStore` — the contract suite
 (``tests/store/test_contract.py``) runs against both — but no I/O: every operation is a few dict
 look-ups under one lock. Documents are kept as JSON text, so a caller mutating a returned document
 never changes the stored one (as with real storage) and the size limit is measured the same way.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
-from scim_core.store import (
+from scim_core.store.protocol import (
     INLINE_MEMBERS,
     NON_UNIQUE_INDEXES,
     UNIQUE_INDEXES,
@@ -27,8 +27,8 @@ from scim_core.store import (
 )
 
 #: Largest document (compact UTF-8 JSON) either store accepts. Kept equal to
-#: ``scim_core.table.MAX_DOCUMENT_BYTES``: the 1 MiB Table entity limit minus room for keys and
-#: property overhead. The contract suite checks both stores draw the line in the same place.
+#: ``scim_core.store.documents.MAX_DOCUMENT_BYTES``: the 1 MiB Table entity limit minus room for
+#: keys and property overhead. The contract suite checks both stores draw the line in one place.
 MAX_DOCUMENT_BYTES = 1_000_000
 
 _NO_CHANGE = MemberChange()

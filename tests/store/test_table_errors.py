@@ -1,4 +1,4 @@
-"""Storage errors -> SCIM errors (scim_core.table_errors.translate), whichever form the SDK
+"""Storage errors -> SCIM errors (scim_core.store.errors.translate), whichever form the SDK
 gives the service's error code in: a TableErrorCode member, a plain string, or only the body."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableErrorCode
 
 from scim_core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
-from scim_core.table_errors import TableMissing, error_code, translate
+from scim_core.store.errors import TableMissing, error_code, translate
 
 
 class _Response:

@@ -1,4 +1,4 @@
-"""Azure Table errors -> SCIM errors, for scim_core.table: the one place that happens."""
+"""Azure Table errors -> SCIM errors, for scim_core.store.table: the one place that happens."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from scim_core.errors import (
     ScimError,
     ServiceUnavailable,
 )
-from scim_core.table_batch import Op
+from scim_core.store.batch import Op
 
 DEFAULT_RETRY_AFTER = 5
 

@@ -1,8 +1,8 @@
 """The storage seam: what the SCIM service needs from a store.
 
 Two implementations honour this protocol and one contract suite
-(``tests/store/test_contract.py``) runs against both: :class:`scim_core.memory.MemoryStore`
-(in-process, for unit tests and CPU benchmarks) and :class:`scim_core.table.TableStore`
+(``tests/store/test_contract.py``) runs against both: :class:`scim_core.store.memory.MemoryStore`
+(in-process, for unit tests and CPU benchmarks) and :class:`scim_core.store.table.TableStore`
 (Azure Table Storage / Azurite).
 
 Vocabulary

@@ -1,4 +1,4 @@
-"""Entity-group transactions (EGTs) for scim_core.table, framed directly.
+"""Entity-group transactions (EGTs) for scim_core.store.table, framed directly.
 
 ``client.submit_transaction(ops)`` goes through azure-core's generic multipart code, which writes
 and parses the batch with the ``email`` package and starts two thread pools per call: that was

@@ -1,0 +1,39 @@
+"""The route table above the service: authenticates every request, then hands ``/Bulk`` to
+:mod:`scim_core.bulk` and everything else to :class:`~scim_core.service.ScimService`.
+
+Bulk depends on the service (it runs each operation through ``dispatch``), never the other way
+round; it is imported on the first Bulk request only, so a cold start (Entra's Test Connection
+is a GET) does not pay for pydantic.
+"""
+
+from __future__ import annotations
+
+from scim_core.auth import Authenticator
+from scim_core.errors import ScimError
+from scim_core.http import ScimRequest, ScimResponse, allow, error_response
+from scim_core.service import ScimService
+
+
+class Router:
+    """``handle`` answers any request below the SCIM base with a :class:`ScimResponse`."""
+
+    def __init__(self, service: ScimService, authenticator: Authenticator | None) -> None:
+        self.service = service
+        self.auth = authenticator
+
+    def handle(self, req: ScimRequest) -> ScimResponse:
+        try:
+            if self.auth is not None:
+                self.auth.authenticate(req.headers.get("authorization"))
+            return self.route(req)
+        except ScimError as err:
+            return error_response(err)
+
+    def route(self, req: ScimRequest) -> ScimResponse:
+        parts = [p for p in req.path.split("/") if p]
+        if len(parts) == 1 and parts[0].lower() == "bulk":
+            from scim_core.bulk import run_bulk
+
+            allow(req, "POST")
+            return run_bulk(self.service, req)
+        return self.service.dispatch(req)
