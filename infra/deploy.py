@@ -7,6 +7,7 @@
     python -m infra.deploy teardown CUSTOMER [--yes] [--dry-run]
     python -m infra.deploy ensure-token CUSTOMER [--resource-group RG]   (azd postprovision hook)
     python -m infra.deploy list [--subscription ID]
+    python -m infra.deploy status (--all | CUSTOMER) [--max-token-age DAYS]
 
 Every command on an instance checks that ``az`` is signed in to the instance's Entra tenant
 (``--tenant-id``, else the ``scim-tenant`` tag of its resource group; infra/instances.py).
@@ -31,9 +32,10 @@ import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from . import instances, package, params, smoke
+from . import fleet, instances, package, params, smoke
 from .azcli import GENERATED, AzError, AzureCli
 
 INFRA = Path(__file__).resolve().parent
@@ -320,6 +322,48 @@ def cmd_list(az: AzureCli, args: argparse.Namespace) -> None:
         az.echo(f"* not the signed-in tenant ({signed_in}): 'az login --tenant <id>' to manage it.")
 
 
+def cmd_status(az: AzureCli, args: argparse.Namespace) -> None:
+    """One table of every instance's health (the app's status route, token ages from Key
+    Vault) and the links to their workbooks; instances of another tenant are marked."""
+    if args.all == bool(args.customer):
+        raise SystemExit("name one customer, or --all")
+    signed_in = instances.signed_in_tenant(az, args.tenant_id)
+    if args.all:
+        targets = [(i.customer, i.resource_group, i.tenant) for i in instances.list_instances(az)]
+    else:
+        group = resource_group_for(args)
+        tags = az.run_json("group show --name {rg} --query tags", rg=group, placeholder={}) or {}
+        targets = [(args.customer, group, tags.get(instances.TENANT_TAG, "?"))]
+    now = datetime.now(UTC)
+    healths: list[fleet.Health] = []
+    for customer, group, tenant in targets:
+        if tenant not in ("?", signed_in):
+            healths.append(
+                fleet.Health(customer, None, (None, None), None, f"tenant {tenant}: az login")
+            )
+            continue
+
+        def probe(customer: str = customer, group: str = group) -> fleet.Health:
+            instance = find_instance(az, group)
+            token, _ = az.get_secret(instance.key_vault, PRIMARY_SECRET)
+            ages = (
+                fleet.secret_age_days(az, instance.key_vault, PRIMARY_SECRET, now),
+                fleet.secret_age_days(az, instance.key_vault, SECONDARY_SECRET, now),
+            )
+            link = fleet.workbook_link(az, group, signed_in, MAIN_DEPLOYMENT)
+            if az.dry_run:
+                return fleet.Health(customer, None, ages, link, "dry run: status not read")
+            base = instance.tenant_url.removesuffix("/scim/v2").split("://", 1)[1]
+            status = fleet.fetch_status(f"{fleet.STATUS_SCHEME}://{base}/status", token)
+            return fleet.Health(customer, status, ages, link)
+
+        healths.append(fleet.guarded(customer, probe))
+    if not healths:
+        az.echo("No SCIM instances (resource groups tagged scim-product=scim-func) found.")
+        return
+    fleet.report(az, healths, args.max_token_age, instances.table)
+
+
 def publish(az: AzureCli, customer: str, instance: Instance) -> None:
     """Build the zip (code + Linux wheels) and deploy it to the Flex Consumption app."""
     with tempfile.TemporaryDirectory(prefix=f"scim-{customer}-") as build_dir:
@@ -497,6 +541,23 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--tenant-id", type=_tenant_id, help="mark instances of other tenants")
     listing.add_argument("--dry-run", action="store_true", help="print the commands, run none")
     listing.set_defaults(handler=cmd_list)
+
+    status = commands.add_parser(
+        "status", help="Health of one instance or of all (--all).", description=cmd_status.__doc__
+    )
+    status.add_argument("customer", nargs="?", type=_customer, help="one customer (or --all)")
+    status.add_argument("--all", action="store_true", help="every instance in the subscription")
+    status.add_argument("--resource-group", help="default: rg-scim-<customer>")
+    status.add_argument("--subscription", help="Azure subscription (default: az's current one)")
+    status.add_argument("--tenant-id", type=_tenant_id, help="expected signed-in tenant")
+    status.add_argument(
+        "--max-token-age",
+        type=int,
+        default=fleet.MAX_TOKEN_AGE_DAYS,
+        help="flag tokens not rotated for this many days (default: %(default)s)",
+    )
+    status.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+    status.set_defaults(handler=cmd_status)
     return root
 
 

@@ -36,6 +36,11 @@ class FakeAz:
         self.secret_files: list[str] = []
         self.published: list[str] = []
         self.restarts = 0
+        self.secret_updated: dict[str, str] = {}  # name -> attributes.updated (ISO 8601)
+        self.workbook_id = (
+            "/subscriptions/s/resourceGroups/rg-scim-contoso/providers/"
+            "Microsoft.Insights/workbooks/0f1e2d3c-0000-4000-8000-000000000000"
+        )
         # Resource groups: contoso's as the deploy tool tags it, and one azd made (no tenant tag).
         self.groups: dict[str, dict[str, Any]] = {
             "rg-scim-contoso": {
@@ -125,6 +130,11 @@ class FakeAz:
             role = argv[argv.index("--tags") + 1].removeprefix("role=")
             self.secrets[argv[argv.index("--name") + 1]] = (Path(path).read_text(), role)
             return 0, "", ""
+        if joined.startswith("az keyvault secret show") and "attributes.updated" in argv:
+            name = argv[argv.index("--name") + 1]
+            return 0, self.secret_updated.get(name, "2026-01-01T00:00:00+00:00") + "\n", ""
+        if joined.startswith("az deployment group show"):
+            return 0, self.workbook_id + "\n", ""
         if joined.startswith("az keyvault secret show"):
             value, role = self.secrets[argv[argv.index("--name") + 1]]
             return 0, json.dumps({"value": value, "role": role}), ""
