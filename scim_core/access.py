@@ -56,10 +56,11 @@ def authorize(principal: Principal, req: ScimRequest) -> ScimRequest:
         if READ not in principal.scopes:
             raise Forbidden(f"{_what(req)} needs the 'read' scope")
         return req
-    if req.method in ("PATCH", "PUT") and len(parts) == 2 and parts[0] == "users":
+    is_user = len(parts) == 2 and parts[0] == "users" and parts[1] != _SEARCH
+    if req.method in ("PATCH", "PUT") and is_user:
         if APP_WRITE not in principal.scopes:
             raise Forbidden(f"{_what(req)} needs the 'app:write' scope")
-        if req.method == "PATCH" and parts[1] != _SEARCH:
+        if req.method == "PATCH":
             _check_patch_paths(parse_json(req))
         return replace(req, app_write=True)
     raise Forbidden(
