@@ -117,11 +117,40 @@ param graphDeprovision string = 'flag'
 @description('Public URL for Graph change notifications (GRAPH_NOTIFICATION_URL). Empty: polling only.')
 param graphNotificationUrl string = ''
 
+// Alerts (modules/alerts.bicep; thresholds relative to Entra's quarantine rule, docs/deploy.md).
+@description('Resource id of an action group that receives the alerts (e.g. the consultant\'s on-call group, in any subscription); empty: alerts show in the portal only.')
+param alertActionGroupId string = ''
+
+@description('Alert above this share (percent) of 5xx SCIM answers in an hour; Entra quarantines above 40% failures.')
+@minValue(1)
+@maxValue(40)
+param alertServerErrorPercent int = 10
+
+@description('Alert above this share (percent) of 4xx SCIM answers (404 excluded) in an hour.')
+@minValue(1)
+@maxValue(40)
+param alertClientErrorPercent int = 20
+
+@description('The rate alerts stay quiet below this many SCIM requests in an hour.')
+@minValue(1)
+param alertMinimumRequests int = 20
+
+@description('Alert when this many 401 answers arrive within 15 minutes.')
+@minValue(1)
+param alertAuthFailures int = 5
+
+@description('Alert when this many Graph sync runs in a row failed.')
+@minValue(1)
+@maxValue(20)
+param alertGraphSyncFailedRuns int = 3
+
 // Names. Resource-group-scoped names are readable; globally unique ones get a stable suffix.
 var suffix = uniqueString(resourceGroup().id)
 var compactName = toLower(replace(customerName, '-', ''))
 var tags = {
   'scim-customer': customerName
+  // infra/instances.py: `list` finds the function apps of instances whose group it did not tag (azd).
+  'scim-product': 'scim-func'
 }
 var identityName = 'id-scim-${customerName}'
 var storageAccountName = 'st${take(compactName, 9)}${suffix}'
@@ -246,6 +275,32 @@ module functionApp 'modules/functionapp.bicep' = {
   }
 }
 
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+    namePrefix: 'scim-${customerName}'
+    actionGroupId: alertActionGroupId
+    serverErrorPercent: alertServerErrorPercent
+    clientErrorPercent: alertClientErrorPercent
+    minimumRequests: alertMinimumRequests
+    authFailures: alertAuthFailures
+    graphSyncFailedRuns: alertGraphSyncFailedRuns
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+    customerName: customerName
+  }
+}
+
 @description('Paste into Entra: Provisioning > Admin Credentials > Tenant URL.')
 output scimTenantUrl string = 'https://${functionApp.outputs.defaultHostName}/scim/v2'
 output functionAppName string = functionApp.outputs.name
@@ -258,3 +313,5 @@ output managedIdentityName string = identity.outputs.name
 output managedIdentityPrincipalId string = identity.outputs.principalId
 output storageAccountName string = storage.outputs.name
 output applicationInsightsName string = monitoring.outputs.applicationInsightsName
+output workbookId string = workbook.outputs.workbookId
+output alertRuleNames array = alerts.outputs.ruleNames

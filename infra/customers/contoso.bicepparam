@@ -20,3 +20,8 @@ param logRetentionInDays = 30
 param syncSchedule = '0 */15 * * * *'
 param graphJoin = 'externalId'
 param graphDeprovision = 'flag'
+
+// Alerts (docs/deploy.md#alerts-and-the-workbook): route them to your action group, e.g.
+// '/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Insights/actionGroups/<name>'.
+// Empty: the rules fire in the portal without notifying anyone.
+param alertActionGroupId = ''

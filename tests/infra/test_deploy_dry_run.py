@@ -21,8 +21,8 @@ TENANT = "11111111-2222-3333-4444-555555555555"
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{64}")
 
 
-def dry_run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": "/nonexistent"}  # no az, no pip on PATH: nothing can run
+def dry_run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env or {}), "PATH": "/nonexistent"}  # no az, no pip: nothing can run
     return subprocess.run(
         [sys.executable, "-m", "infra.deploy", *args, "--dry-run"],
         cwd=ROOT,
