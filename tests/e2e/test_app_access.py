@@ -725,3 +725,15 @@ def test_jwt_trust_domains_stay_apart(
     resp = setup.client(token).get(f"/Users/{target['user']}")
     assert resp.status_code == expected, resp.text
     assert token not in resp.text
+
+
+def test_status_is_not_for_app_credentials(setup: Setup, serve_with: Any) -> None:
+    """GET /status (the operator's health page, outside the SCIM base) takes Entra's
+    credentials; an app credential, whatever its scopes, gets 403."""
+    serve_with(frozenset({"read", "events", "app:write"}))
+    url = setup.local.base_url + "/status"
+    entra = requests.get(url, headers={"Authorization": f"Bearer {setup.entra_token}"}, timeout=30)
+    assert entra.status_code == 200, entra.text
+    for token in (setup.app_token, setup.app_jwt(["read", "events", "app:write"])):
+        app = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert_forbidden(app, token)
