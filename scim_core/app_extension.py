@@ -3,8 +3,11 @@ who may change it.
 
 The line-of-business app keeps data of its own on a user here (docs/app-guide.md). The schema
 is data like every other (``schemas/app_user.json``); its attributes are the operator's,
-declared in ``SCIM_APP_EXTENSION_ATTRIBUTES`` as RFC 7643 §7 attribute definitions (none by
-default), so the service validates, filters and projects them like any attribute.
+declared in ``SCIM_APP_EXTENSION_ATTRIBUTES`` as RFC 7643 §7 attribute definitions, so the
+service validates, filters and projects them like any attribute. With none declared (the
+default) the extension is not published at all: an empty extension holds nothing, and a SCIM
+client that saw it announced would try to write it (scim2-tester does, with Entra's token) and
+never read its write back.
 
 Ownership is split by principal, and enforced on the document a write would store (so every
 request form is covered: POST, PUT, each PATCH dialect, path-less PATCH values, Bulk):

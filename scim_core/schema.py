@@ -287,7 +287,10 @@ def default_resource_types(
     extra_user_extensions: Sequence[Schema] = (), app_extension: Schema | None = None
 ) -> dict[str, ResourceType]:
     """The User and Group resource types this service implements. ``app_extension``: the
-    app-owned extension with the operator's attributes (default: none declared)."""
+    app-owned extension with the operator's attributes; it is part of User only when it has
+    some (an extension without attributes holds nothing, and announcing it would invite
+    writes that could never be read back: scim_core/app_extension.py)."""
+    app = (app_extension,) if app_extension is not None and app_extension.attributes else ()
     user = ResourceType(
         "User",
         "/Users",
@@ -296,7 +299,7 @@ def default_resource_types(
         (
             (Schema.load("enterprise_user.json"), False),
             (Schema.load("graph_user.json"), False),
-            (app_extension or Schema.load("app_user.json"), False),
+            *((s, False) for s in app),
             *((s, False) for s in extra_user_extensions),
         ),
     )

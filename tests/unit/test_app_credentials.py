@@ -151,6 +151,21 @@ def test_no_declared_attributes_means_an_empty_extension() -> None:
     assert schema.attributes == ()
 
 
+@pytest.mark.parametrize(
+    ("declared", "published"),
+    [(None, False), ("[]", False), ('[{"name": "tier"}]', True)],
+    ids=["unset", "empty-list", "one-attribute"],
+)
+def test_the_extension_is_published_only_with_attributes(
+    declared: str | None, published: bool
+) -> None:
+    """An extension without attributes is left out of User (and so of /Schemas)."""
+    from scim_core.schema import APP_USER_SCHEMA, default_resource_types
+
+    user = default_resource_types(app_extension=app_user_schema(declared))["User"]
+    assert (user.extension(APP_USER_SCHEMA) is not None) is published
+
+
 def test_declared_attributes_are_the_schema() -> None:
     declared = [
         {"name": "tier", "type": "string", "canonicalValues": ["gold", "silver"]},
