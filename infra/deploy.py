@@ -54,6 +54,10 @@ GRAPH_DEPLOYMENT = "scim-graph-permissions"
 PRIMARY_SECRET = "scim-bearer-token"
 SECONDARY_SECRET = "scim-bearer-token-secondary"
 GRAPH_CLIENT_STATE_SECRET = "graph-client-state"
+#: The line-of-business app's own tokens (appTokenSecretName/appTokenSecondarySecretName of
+#: main.bicep; docs/app-guide.md). Separate from Entra's, so rotating one never breaks the other.
+APP_TOKEN_SECRET = "scim-app-token"
+APP_TOKEN_SECONDARY_SECRET = "scim-app-token-secondary"
 
 #: What graph-permissions does in Azure besides Microsoft Graph: it lists the resource group's
 #: resources and creates a deployment there. "To deploy a Bicep file, you need ... access to all
@@ -207,7 +211,21 @@ def ensure_tokens(az: AzureCli, instance: Instance) -> tuple[str | None, bool]:
         az.set_secret(
             instance.key_vault, GRAPH_CLIENT_STATE_SECRET, new_token(az), role="client-state"
         )
-    created = {PRIMARY_SECRET, SECONDARY_SECRET, GRAPH_CLIENT_STATE_SECRET} - set(names)
+    # The app's token: generated here, never shown; the app team reads it from Key Vault
+    # (docs/app-guide.md). Both slots must exist for the same reason as Entra's secondary.
+    if APP_TOKEN_SECRET not in names:
+        az.set_secret(instance.key_vault, APP_TOKEN_SECRET, new_token(az), role="app-primary")
+    if APP_TOKEN_SECONDARY_SECRET not in names:
+        az.set_secret(
+            instance.key_vault, APP_TOKEN_SECONDARY_SECRET, new_token(az), role="disabled"
+        )
+    created = {
+        PRIMARY_SECRET,
+        SECONDARY_SECRET,
+        GRAPH_CLIENT_STATE_SECRET,
+        APP_TOKEN_SECRET,
+        APP_TOKEN_SECONDARY_SECRET,
+    } - set(names)
     return token, bool(created)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from scim_core.activity import Activity
 from scim_core.auth import Authenticator
-from scim_core.errors import ScimError
+from scim_core.errors import Forbidden, ScimError
 from scim_core.http import ScimRequest, ScimResponse, allow, error_response, json_response
 
 #: Bumped when a field changes meaning; `python -m infra.deploy status` reads it.
@@ -34,7 +34,11 @@ def status_response(
 ) -> ScimResponse:
     try:
         if auth is not None:
-            auth.authenticate(req.headers.get("authorization"))
+            principal = auth.authenticate(req.headers.get("authorization"))
+            if principal.is_app:
+                # The line-of-business app's credential reads users, not the operator's view
+                # of the instance (scim_core/access.py: an app does what its scopes allow).
+                raise Forbidden("/status is the operator's; an app credential has no access")
         allow(req, "GET")
         now = datetime.now(UTC)
         document: dict[str, Any] = {

@@ -289,6 +289,8 @@ def test_redeploy_keeps_the_existing_token(scim_stub: str) -> None:
         deploy.PRIMARY_SECRET: ("x" * 64, "primary"),
         deploy.SECONDARY_SECRET: ("y" * 64, "disabled"),
         deploy.GRAPH_CLIENT_STATE_SECRET: ("z" * 64, "client-state"),
+        deploy.APP_TOKEN_SECRET: ("a" * 64, "app-primary"),
+        deploy.APP_TOKEN_SECONDARY_SECRET: ("b" * 64, "disabled"),
     }
     fake = AcceptStoredToken(scim_stub, existing)
     code, out = run(fake, "deploy", "contoso", "--location", "westeurope", "--tenant-id", TENANT)
