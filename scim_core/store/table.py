@@ -26,14 +26,16 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.data.tables import TableEntity, TableServiceClient, UpdateMode
 
-from scim_core.errors import NotFound, PreconditionFailed
-from scim_core.store.batch import Op
+from scim_core.errors import NotFound, PreconditionFailed, ScimError
+from scim_core.store.batch import Op, Results
 from scim_core.store.documents import (
     MAX_BATCH_OPS,
     TABLES,
@@ -73,11 +75,13 @@ from scim_core.store.protocol import (
     MemberChange,
     Stored,
 )
-from scim_core.store.transport import HttpClientTransport, RequestCounter
+from scim_core.store.transport import RequestCounter, bound
 from scim_core.store.writes import MEMBER_TRIES, NotAlive, Writes, without_members
 
 _IF_MATCH = MatchConditions.IfNotModified
 _NO_CHANGE = MemberChange()
+#: Sends users' liveness rows alongside their document's transaction (``create``).
+_BIRTHS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scim-births")
 
 
 class TableStore(Writes):
@@ -114,7 +118,7 @@ class TableStore(Writes):
         **kwargs: Any,
     ) -> TableStore:
         counter = RequestCounter()
-        _bound(kwargs)
+        bound(kwargs)
         service = TableServiceClient.from_connection_string(
             conn_str, raw_request_hook=counter, **kwargs
         )
@@ -127,7 +131,7 @@ class TableStore(Writes):
         cls, endpoint: str, credential: TokenCredential, *, table_prefix: str = "", **kwargs: Any
     ) -> TableStore:
         counter = RequestCounter()
-        _bound(kwargs)
+        bound(kwargs)
         service = TableServiceClient(
             endpoint, credential=credential, raw_request_hook=counter, **kwargs
         )
@@ -183,6 +187,29 @@ class TableStore(Writes):
         base: list[Op] = [("create", entity, {}), *index]
         if rtype == "Group":
             base += birth_ops(id_, rtype)  # same partition: in the group's own EGT
+        births: Future[Results] | None = None
+        if rtype != "Group":
+            # A user's liveness rows live in another table: a second request, sent alongside the
+            # document's (an id whose create then fails is one no client ever learns, so rows
+            # left for it are inert). A user left without them (the request failed, or a crash)
+            # gets them at its first membership (``_settle``).
+            births = _BIRTHS.submit(self._submit, "groups", birth_ops(id_, rtype), id_, rtype)
+        try:
+            return self._create(rtype, id_, data, clean, base, unique)
+        finally:
+            if births is not None:
+                with suppress(ScimError):
+                    births.result()
+
+    def _create(
+        self,
+        rtype: str,
+        id_: str,
+        data: bytes,
+        clean: dict[str, str],
+        base: list[Op],
+        unique: dict[str, Member],
+    ) -> Stored:
         for _ in range(MEMBER_TRIES):
             pairs = [member_pair("upsert", id_, m) for m in unique.values()]
             after = list(unique.values()) if rtype == "Group" else None
@@ -195,10 +222,6 @@ class TableStore(Writes):
                     return self._finish_members(id_, MemberChange(replace_all=alive))
                 unique = {k: m for k, m in unique.items() if k not in dead}
                 continue
-            if rtype != "Group":
-                # Another table: a second request. A crash between the two leaves a user without
-                # liveness rows, which its first membership gives it (``_settle``).
-                self._submit("groups", birth_ops(id_, rtype), f"{rtype} {id_}", rtype)
             return stored
         raise PreconditionFailed(f"members of {rtype} {id_} kept changing while it was written")
 
@@ -467,25 +490,3 @@ class TableStore(Writes):
 
 def _listed(inline: Inline) -> list[Member] | None:
     return inline if isinstance(inline, list) else None
-
-
-#: Default bound on one storage call, retries included (seconds): well under Entra's request
-#: timeout, so a storage outage is answered 503 + Retry-After while Entra still listens.
-DEFAULT_TIMEOUT = 5.0
-
-
-def _bound(kwargs: dict[str, Any]) -> None:
-    """Bounds every storage call by ``storage_timeout`` (seconds): each attempt's connect and
-    read, and the retry policy's total (azure-core's RetryPolicy ``timeout`` ends the retries
-    when it has elapsed and shortens the last attempt to what is left), so retries never
-    multiply the bound. A storage process that accepts connections and never answers then
-    costs one bounded wait, answered 503 (``scim_core.store.errors.translated``)."""
-    limit = float(kwargs.pop("storage_timeout", DEFAULT_TIMEOUT))
-    # The SDK applies connection_timeout/read_timeout only to a transport it builds itself.
-    kwargs.setdefault(
-        "transport", HttpClientTransport(connection_timeout=limit, read_timeout=limit)
-    )
-    kwargs.setdefault("timeout", limit)
-    # The policy's sleep between tries is not counted against ``timeout`` before it starts:
-    # keep each sleep short enough that tries and sleeps together stay near the bound.
-    kwargs.setdefault("retry_backoff_max", limit / 4)
