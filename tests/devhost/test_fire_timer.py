@@ -264,3 +264,40 @@ def test_the_token_age_timer_reports_each_slots_age(tmp_path: Path, azurite_http
     for token in (env["SCIM_BEARER_TOKEN"], env["SCIM_APP_TOKEN"]):
         assert token not in done.stdout + done.stderr
     assert "token age SCIM_BEARER_TOKEN: 0 days (first seen " in done.stderr  # the log line
+
+
+@pytest.mark.parametrize(
+    ("record", "code", "message"),
+    [
+        ({}, 1, "token_age recorded nothing: see the log"),
+        ({"checked": "2026-01-01T09:59:00Z", "slots": {}}, 1, "token_age recorded nothing"),
+        (
+            {
+                "checked": "2026-01-01T10:00:01Z",
+                "slots": {
+                    "SCIM_BEARER_TOKEN": {"fingerprint": "f1", "firstSeen": "2025-06-01T05:30:00Z"},
+                    "SCIM_APP_TOKEN": {"fingerprint": "f2", "firstSeen": "2026-01-01T10:00:01Z"},
+                },
+            },
+            0,
+            "token_age: SCIM_BEARER_TOKEN 214 days, SCIM_APP_TOKEN 0 days",
+        ),
+        (
+            {"checked": "2026-01-01T10:00:01Z", "slots": {}},
+            0,
+            "token_age: no static token configured",
+        ),
+    ],
+    ids=["no-record", "older-record", "ages", "no-token"],
+)
+def test_the_token_age_outcome_is_judged_from_this_runs_record(
+    record: dict[str, object], code: int, message: str
+) -> None:
+    """Only a record this run wrote counts; it shows slot names and days, no fingerprint."""
+    from datetime import UTC, datetime
+
+    from devhost.outcome import token_age_outcome
+
+    outcome = token_age_outcome(record, datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
+    assert outcome.code == code and outcome.message.startswith(message)
+    assert "f1" not in outcome.message
