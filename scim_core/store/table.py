@@ -300,13 +300,14 @@ class TableStore(Writes):
            rename cannot orphan index rows: retried with the fresh keys).
 
         A crash after 1 or 2 leaves the resource in place, with fewer memberships and unable to
-        join a group, until the DELETE is retried (Entra retries a failed request).
+        join a group, until the DELETE is retried (Entra retries a failed request); at no point
+        does a group list a resource that is gone.
 
-        With the caller's ``etag`` (If-Match) the document goes before the sweep instead: a 412
-        must change nothing, so step 1 is undone and nothing else was touched. A crash between
-        the document and the sweep then leaves membership rows of a deleted resource until the
-        DELETE is retried: a DELETE of a resource that is gone sweeps its memberships before it
-        answers 404.
+        With the caller's ``etag`` (If-Match), a 412 at step 3 must change nothing: the
+        resource is revived and the memberships the sweep removed are written back (a member's
+        ``display`` in another group is not kept: it is not read before the sweep). A DELETE of
+        a resource that is already gone still sweeps any membership row naming it (rows left
+        by a crash of an older version of this code) before it answers 404.
         """
         what = f"{rtype} {id}"
         try:
@@ -316,8 +317,7 @@ class TableStore(Writes):
                 raise NotFound(f"{what} not found (its memberships were removed)") from None
             raise
         self._submit("groups", death_ops(id, rtype), what)
-        if etag is None:
-            self._sweep(rtype, id, what)
+        swept = self._sweep(rtype, id, what)
         while True:
             row = {"PartitionKey": rtype, "RowKey": doc_rk(id)}
             doc: Op = ("delete", row, {"etag": current, "match_condition": _IF_MATCH})
@@ -327,19 +327,19 @@ class TableStore(Writes):
             except PreconditionFailed:
                 if etag is not None:
                     self._submit("groups", birth_ops(id, rtype)[:1], what)  # revive: it stays
+                    self._restore(swept, what)
                     raise
             keys, current, _ = self._keys_at(rtype, id, None)
-        if etag is not None:
-            self._sweep(rtype, id, what)
 
-    def _sweep(self, rtype: str, id: str, what: str) -> bool:
-        """Deletes every membership row naming the deleted resource ``id`` (as member, and as a
-        group its own); says whether there were any. One range read each way when there are
+    def _sweep(self, rtype: str, id: str, what: str) -> list[tuple[str, Member]]:
+        """Deletes every membership row naming the resource ``id`` (as member, and as a group
+        its own); returns the memberships removed. One range read each way when there are
         none."""
-        own = [(id, m.value) for m in self.list_members(id)] if rtype == "Group" else []
-        # dict.fromkeys: a group that is its own member shows up in both lists, and an EGT may
-        # not touch one row twice.
-        links = dict.fromkeys([*own, *((group_id, id) for group_id in self.groups_of(id))])
+        own = [(id, m) for m in self.list_members(id)] if rtype == "Group" else []
+        of = [(group_id, Member(id, rtype)) for group_id in self.groups_of(id)]
+        # By (group, member): a group that is its own member shows up in both lists, and an EGT
+        # may not touch one row twice.
+        links = {(group_id, m.value): m for group_id, m in [*own, *of]}
         units: list[Pair] = []
         for group_id, member_id in links:
             unit = member_pair("delete", group_id, member_id)
@@ -350,7 +350,21 @@ class TableStore(Writes):
                 unit = (forget_inline(group_id), *unit)
             units.append(unit)
         self._write("groups", [], units, f"memberships of {what}")
-        return bool(units)
+        return [(group_id, m) for (group_id, _), m in links.items()]
+
+    def _restore(self, swept: list[tuple[str, Member]], what: str) -> None:
+        """Writes back the memberships a sweep removed (a refused If-Match delete), each group's
+        inline list marked "not known" in every EGT that writes its rows. Without liveness
+        checks: the resource was just revived, and its own members were members a moment ago."""
+        by_group: dict[str, list[Pair]] = {}
+        for group_id, member in swept:
+            by_group.setdefault(group_id, []).append(member_pair("upsert", group_id, member)[-2:])
+        single = [(forget_inline(g), *units[0]) for g, units in by_group.items() if len(units) == 1]
+        self._write("groups", [], single, f"memberships of {what}")
+        for group_id, units in by_group.items():
+            if len(units) > 1:
+                base: list[Op] = [forget_inline(group_id)]
+                self._write("groups", base, units, f"members of {what}", group=group_id)
 
     def lookup(self, rtype: str, index: str, value: str) -> list[str]:
         table, what = self._table(rtype), f"{rtype} {index}"

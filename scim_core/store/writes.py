@@ -117,7 +117,7 @@ class Writes:
         finish: dict[str, Any] | None = None,
     ) -> tuple[Results, str | None]:
         """``base`` and as many units (a membership's two rows, ...) as fit in the first EGT, the
-        rest packed in further EGTs of up to 100 operations, so k member changes cost ceil(k/49)
+        rest packed in further EGTs of up to 100 operations, so k member changes cost ceil(k/33)
         EGTs whatever the group's size. Returns the first EGT's per-operation results, and the
         group's etag after ``finish`` if that landed.
 

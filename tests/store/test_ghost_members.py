@@ -133,9 +133,10 @@ class Crash(Exception):
     """Stands for the process dying at this point."""
 
 
+@pytest.mark.parametrize("if_match", [False, True], ids=["plain", "if-match"])
 @pytest.mark.parametrize("step", [0, 1, 2], ids=["first-write", "after-liveness", "after-sweep"])
 def test_a_crash_at_any_step_of_a_delete_leaves_no_ghost(
-    table_store: TableStore, monkeypatch: pytest.MonkeyPatch, step: int
+    table_store: TableStore, monkeypatch: pytest.MonkeyPatch, step: int, if_match: bool
 ) -> None:
     """The delete's storage writes stop after ``step`` of them (0: none lands, 1: the liveness
     row went, 2: the membership sweep landed and the document's transaction never does). No
@@ -152,12 +153,13 @@ def test_a_crash_at_any_step_of_a_delete_leaves_no_ghost(
             raise Crash()
         return real_submit(table, ops, what, conflict)
 
+    etag = table_store.get("User", victim).etag if if_match else None
     monkeypatch.setattr(table_store, "_submit", submit)
     with pytest.raises(Crash):
-        table_store.delete("User", victim)
+        table_store.delete("User", victim, etag)
     monkeypatch.undo()
     assert_no_ghosts(table_store, *groups)
-    table_store.delete("User", victim)  # Entra retries the failed DELETE
+    table_store.delete("User", victim, etag)  # Entra retries the failed DELETE
     assert gone(table_store, "User", victim)
     for gid in groups:
         assert [m.value for m in table_store.list_members(gid)] == [other]
@@ -165,31 +167,8 @@ def test_a_crash_at_any_step_of_a_delete_leaves_no_ghost(
     assert_no_ghosts(table_store, *groups)
 
 
-def test_a_crash_after_an_if_match_delete_is_finished_by_the_retry(
-    table_store: TableStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With If-Match the document goes before the sweep (a 412 must change nothing). A crash
-    between them leaves rows of a deleted user until the DELETE is retried: the retry answers
-    404 and removes them."""
-    victim = make_user(table_store, "victim@x.com")
-    gid = make_group(table_store, "g", [Member(victim)])
-    etag = table_store.get("User", victim).etag
-    real_sweep = table_store._sweep
-
-    def crash(*args: Any) -> bool:
-        raise Crash()
-
-    monkeypatch.setattr(table_store, "_sweep", crash)
-    with pytest.raises(Crash):
-        table_store.delete("User", victim, etag)
-    monkeypatch.setattr(table_store, "_sweep", real_sweep)
-    with pytest.raises(NotFound):
-        table_store.delete("User", victim)
-    assert table_store.list_members(gid) == [] and table_store.groups_of(victim) == []
-    assert_no_ghosts(table_store, gid)
-
-
 def test_an_if_match_delete_that_loses_a_race_changes_nothing(table_store: TableStore) -> None:
+    """A 412 after the sweep: the user is revived and its memberships written back."""
     victim = make_user(table_store, "victim@x.com")
     gid = make_group(table_store, "g", [Member(victim)])
     stale = table_store.get("User", victim)
@@ -223,3 +202,22 @@ def table_store_key(resource_id: str) -> str:
     from scim_core.store.documents import encode_key
 
     return encode_key(resource_id)
+
+
+def test_an_if_match_group_delete_that_loses_a_race_restores_both_ways(
+    table_store: TableStore,
+) -> None:
+    """A group with its own members, itself a member of another group: a refused If-Match
+    delete writes back both kinds of rows, and the group can still change its members."""
+    users = [make_user(table_store, f"m{n}@x.com") for n in range(3)]
+    inner = make_group(table_store, "inner", [Member(u) for u in users])
+    outer = make_group(table_store, "outer", [Member(inner, "Group")])
+    stale = table_store.get("Group", inner)
+    table_store.replace("Group", {**stale.doc, "x": 1}, stale.keys, stale.etag)
+    with pytest.raises(PreconditionFailed):
+        table_store.delete("Group", inner, stale.etag)
+    assert {m.value for m in table_store.list_members(inner)} == set(users)
+    assert table_store.groups_of(inner) == [outer] and table_store.has_member(outer, inner)
+    assert_no_ghosts(table_store, inner, outer)
+    add(table_store, inner, make_user(table_store, "late@x.com"))
+    assert len(table_store.list_members(inner)) == 4
