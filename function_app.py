@@ -199,6 +199,17 @@ def graph_sync(timer: func.TimerRequest) -> None:
     run_sync(Settings.from_env(os.environ), store())
 
 
+@app.timer_trigger(
+    schedule="%TOKEN_AGE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+def token_age(timer: func.TimerRequest) -> None:
+    """Logs each static token's age in days, once a day (TOKEN_AGE_SCHEDULE, UTC), for the
+    "token not rotated" alert in infra/modules/alerts.bicep (scim_core/token_age.py)."""
+    from scim_core.token_age import record_token_ages
+
+    record_token_ages(store(), Settings.from_env(os.environ))
+
+
 @app.route(route="graph/notifications", methods=["POST"])
 def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     """Graph change notifications: the validation handshake, else 202 within Graph's 3 s."""

@@ -4,7 +4,9 @@ A Graph sync run deliberately returns normally for the trouble an operator must 
 credential, Graph unreachable, a 403, throttling): it records the error in the state table's
 status record and logs one line, so the Functions host (and devhost) see a successful
 invocation (graph_enrich/sync.py). "It ran" therefore says nothing; the status record of this
-run does. This module reads it back and turns it into a line for the operator and an exit code.
+run does. This module reads it back and turns it into a line for the operator and an exit code. The
+token-age timer (scim_core/token_age.py) is reported the same way, from its ``tokens.age``
+record: each slot's age in days.
 """
 
 from __future__ import annotations
@@ -47,12 +49,28 @@ def graph_sync_outcome(status: Mapping[str, Any], started: datetime) -> TimerOut
     return TimerOutcome(OK, f"graph_sync {outcome}: {figures}")
 
 
+def token_age_outcome(record: Mapping[str, Any], started: datetime) -> TimerOutcome:
+    """The ages the run that started at ``started`` recorded in ``tokens.age``
+    (scim_core/token_age.py): slot names and days only, never a fingerprint."""
+    checked = _parse(record.get("checked"))
+    if checked is None or checked < started:
+        return TimerOutcome(FAILED, "token_age recorded nothing: see the log")
+    slots = record.get("slots") if isinstance(record.get("slots"), Mapping) else {}
+    ages = []
+    for slot, entry in dict(slots or {}).items():
+        first = _parse(entry.get("firstSeen")) if isinstance(entry, Mapping) else None
+        if first is not None:
+            ages.append(f"{slot} {int((checked - first).total_seconds() // 86400)} days")
+    return TimerOutcome(OK, "token_age: " + (", ".join(ages) or "no static token configured"))
+
+
 #: Timers whose outcome devhost can report, by (app module, function name): the state record
 #: the run writes and how to judge it. Other apps' timers report only that they ran.
 REPORTERS: dict[
     tuple[str, str], tuple[str, Callable[[Mapping[str, Any], datetime], TimerOutcome]]
 ] = {
     ("function_app", "graph_sync"): ("graph.sync.status", graph_sync_outcome),
+    ("function_app", "token_age"): ("tokens.age", token_age_outcome),
 }
 
 

@@ -144,6 +144,11 @@ param alertAuthFailures int = 5
 @maxValue(20)
 param alertGraphSyncFailedRuns int = 3
 
+@description('Alert when a static token (Entra\'s or the app\'s) has not been rotated for more than this many days (the app logs each token\'s age daily).')
+@minValue(1)
+@maxValue(730)
+param alertTokenMaxAgeDays int = 180
+
 // Names. Resource-group-scoped names are readable; globally unique ones get a stable suffix.
 var suffix = uniqueString(resourceGroup().id)
 var compactName = toLower(replace(customerName, '-', ''))
@@ -288,6 +293,7 @@ module alerts 'modules/alerts.bicep' = {
     minimumRequests: alertMinimumRequests
     authFailures: alertAuthFailures
     graphSyncFailedRuns: alertGraphSyncFailedRuns
+    tokenMaxAgeDays: alertTokenMaxAgeDays
   }
 }
 

@@ -81,6 +81,11 @@ class Settings:
     """Bound on one storage call, retries included; past it a request answers 503."""
     """Client id of the user-assigned managed identity (tables, Key Vault, Graph)."""
 
+    # --- token age (scim_core/token_age.py) ------------------------------------------------
+    token_age_schedule: str = _setting("TOKEN_AGE_SCHEDULE", "0 30 5 * * *")
+    """NCRONTAB schedule (UTC) of the timer that logs each static token's age. Daily: the
+    "token not rotated" alert reads the latest line of the last two days."""
+
     # --- Graph enrichment ------------------------------------------------------------------
     sync_schedule: str = _setting("SYNC_SCHEDULE", "0 */15 * * * *")
     """NCRONTAB schedule (UTC) of the Graph delta sync timer."""

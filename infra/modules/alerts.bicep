@@ -8,6 +8,9 @@
 // from 5,000 failures and applied above 40% failed provisioning events (or 40,000 failures).
 // The rate alerts therefore fire at a fraction of 40% over an hour: the consultant hears of a
 // broken instance hours (an initial cycle) or days (incremental cycles) before Entra acts.
+//
+// The static tokens never expire by design, so the token rule alerts on the time since the last
+// rotation instead, from the age the app itself logs daily (scim_core/token_age.py).
 
 @description('Application Insights component of the instance (the alerts query its requests and traces).')
 param applicationInsightsName string
@@ -47,6 +50,11 @@ param authFailures int
 @maxValue(20)
 param graphSyncFailedRuns int
 
+@description('Alert when a static token (Entra\'s or the app\'s, either slot) has been in place longer than this many days: the app logs each token\'s age once a day (scim_core/token_age.py).')
+@minValue(1)
+@maxValue(730)
+param tokenMaxAgeDays int
+
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
@@ -73,6 +81,7 @@ var rules = [
     frequency: 'PT15M'
     window: 'PT1H'
     query: replace(replace(replace(rateQuery, 'CONDITION', 'toint(resultCode) >= 500'), 'MINIMUM', string(minimumRequests)), 'PERCENT', string(serverErrorPercent))
+    dimensions: []
   }
   {
     name: '${namePrefix}-scim-4xx-rate'
@@ -81,6 +90,7 @@ var rules = [
     frequency: 'PT15M'
     window: 'PT1H'
     query: replace(replace(replace(rateQuery, 'CONDITION', 'toint(resultCode) between (400 .. 499) and resultCode != "404"'), 'MINIMUM', string(minimumRequests)), 'PERCENT', string(clientErrorPercent))
+    dimensions: []
   }
   {
     name: '${namePrefix}-scim-auth-failures'
@@ -89,6 +99,7 @@ var rules = [
     frequency: 'PT5M'
     window: 'PT15M'
     query: 'requests | where url has "/scim/v2/" and resultCode == "401" | summarize rejected = count() | where rejected >= ${authFailures}'
+    dimensions: []
   }
   {
     // graph_enrich/sync.py logs one line per run: "graph sync <outcome> (<reason>): ...".
@@ -98,6 +109,30 @@ var rules = [
     frequency: 'PT30M'
     window: 'P1D'
     query: 'traces | where message startswith "graph sync " and not(message startswith "graph sync skipped") | top ${graphSyncFailedRuns} by timestamp desc | summarize runs = count(), failed = countif(message startswith "graph sync failed") | where runs >= ${graphSyncFailedRuns} and failed == runs'
+    dimensions: []
+  }
+  {
+    // The tokens never expire, and a log search alert looks back at most two days, so the app
+    // itself counts: the daily token_age timer (TOKEN_AGE_SCHEDULE, functionapp.bicep) logs
+    // "token age <SLOT>: <n> days (first seen ...)" per configured token (scim_core/token_age.py).
+    // The two-day window holds two daily runs, so one late or lost line does not blind the rule;
+    // the latest line per slot counts, so a rotation clears the alert at the next run. One
+    // alert per slot (dimension), so the notification names the token to rotate.
+    name: '${namePrefix}-token-not-rotated'
+    displayName: 'A SCIM token has not been rotated for more than ${tokenMaxAgeDays} days'
+    severity: 3
+    frequency: 'P1D'
+    window: 'P2D'
+    query: 'traces | where message startswith "token age " | parse-where message with "token age " slot ": " days:long " days" * | summarize arg_max(timestamp, days) by slot | where days > ${tokenMaxAgeDays}'
+    dimensions: [
+      {
+        name: 'slot'
+        operator: 'Include'
+        values: [
+          '*'
+        ]
+      }
+    ]
   }
 ]
 
@@ -120,6 +155,7 @@ resource alertRules 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = [for r
       allOf: [
         {
           query: rule.query
+          dimensions: rule.dimensions
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

@@ -258,6 +258,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'STORAGE_TIMEOUT_SECONDS'
           value: '5'
         }
+        // Daily, fixed: the "token not rotated" alert (alerts.bicep) reads the latest line of the
+        // last two days, so a less frequent schedule would leave it blind.
+        {
+          name: 'TOKEN_AGE_SCHEDULE'
+          value: '0 30 5 * * *'
+        }
         // --- Graph enrichment ---
         {
           name: 'SYNC_SCHEDULE'

@@ -99,9 +99,11 @@ def app_env(azurite: Azurite, table_prefix: str, **settings: str) -> dict[str, s
     }
 
 
-def fire(state: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def fire(
+    state: Path, env: dict[str, str], timer: str = "graph_sync"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "devhost", "--fire-timer", "graph_sync", "--state-dir", str(state)],
+        [sys.executable, "-m", "devhost", "--fire-timer", timer, "--state-dir", str(state)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -250,3 +252,52 @@ def test_the_outcome_is_judged_from_this_runs_status_record(
 
     outcome = graph_sync_outcome(status, datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
     assert (outcome.code, outcome.message) == (code, message)
+
+
+def test_the_token_age_timer_reports_each_slots_age(tmp_path: Path, azurite_http: Azurite) -> None:
+    """`python -m devhost --fire-timer token_age`: the app's own timer records its tokens'
+    first-seen times in Azurite and the command prints each slot's age, never a token."""
+    env = app_env(azurite_http, "age", SCIM_APP_TOKEN="app-" + uuid.uuid4().hex)
+    done = fire(tmp_path, env, "token_age")
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "token_age: SCIM_BEARER_TOKEN 0 days, SCIM_APP_TOKEN 0 days" in done.stdout
+    for token in (env["SCIM_BEARER_TOKEN"], env["SCIM_APP_TOKEN"]):
+        assert token not in done.stdout + done.stderr
+    assert "token age SCIM_BEARER_TOKEN: 0 days (first seen " in done.stderr  # the log line
+
+
+@pytest.mark.parametrize(
+    ("record", "code", "message"),
+    [
+        ({}, 1, "token_age recorded nothing: see the log"),
+        ({"checked": "2026-01-01T09:59:00Z", "slots": {}}, 1, "token_age recorded nothing"),
+        (
+            {
+                "checked": "2026-01-01T10:00:01Z",
+                "slots": {
+                    "SCIM_BEARER_TOKEN": {"fingerprint": "f1", "firstSeen": "2025-06-01T05:30:00Z"},
+                    "SCIM_APP_TOKEN": {"fingerprint": "f2", "firstSeen": "2026-01-01T10:00:01Z"},
+                },
+            },
+            0,
+            "token_age: SCIM_BEARER_TOKEN 214 days, SCIM_APP_TOKEN 0 days",
+        ),
+        (
+            {"checked": "2026-01-01T10:00:01Z", "slots": {}},
+            0,
+            "token_age: no static token configured",
+        ),
+    ],
+    ids=["no-record", "older-record", "ages", "no-token"],
+)
+def test_the_token_age_outcome_is_judged_from_this_runs_record(
+    record: dict[str, object], code: int, message: str
+) -> None:
+    """Only a record this run wrote counts; it shows slot names and days, no fingerprint."""
+    from datetime import UTC, datetime
+
+    from devhost.outcome import token_age_outcome
+
+    outcome = token_age_outcome(record, datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
+    assert outcome.code == code and outcome.message.startswith(message)
+    assert "f1" not in outcome.message

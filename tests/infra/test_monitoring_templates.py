@@ -11,14 +11,31 @@ failures; invalid credentials quarantine at once).
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 import function_app
 from graph_enrich.sync import SyncReport
+from scim_core.settings import Settings
+from scim_core.store.memory import MemoryStore
+from scim_core.token_age import LINE_PREFIX, record_token_ages
+from tests.graph.test_config import _bindings
 
-from .templates import INFRA, MAIN, body, parse, read_bicepparam, resources_of_type
+from .templates import (
+    INFRA,
+    MAIN,
+    ROOT,
+    app_settings,
+    body,
+    parse,
+    read_bicepparam,
+    resources_of_type,
+)
 
 ALERTS = INFRA / "modules" / "alerts.bicep"
 WORKBOOK = INFRA / "modules" / "workbook.bicep"
@@ -64,6 +81,7 @@ def test_the_alert_rules_are_log_alerts_on_the_instances_application_insights() 
         "scim-4xx-rate",
         "scim-auth-failures",
         "graph-sync-failures",
+        "token-not-rotated",
     }
 
 
@@ -119,6 +137,160 @@ def test_the_graph_sync_alert_reads_the_line_each_run_logs() -> None:
     assert 'message startswith "graph sync "' in query
     assert 'countif(message startswith "graph sync failed")' in query
     assert 'not(message startswith "graph sync skipped")' in query
+
+
+# --- the token-not-rotated rule --------------------------------------------------------------
+#: Learn, "Create or edit a log search alert rule": evaluation "from one minute to one day", and
+#: "the alert time range is limited to a maximum of two days".
+MAX_FREQUENCY, MAX_WINDOW = timedelta(days=1), timedelta(days=2)
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
+
+
+def _duration(iso: str) -> timedelta:
+    match = _DURATION.match(iso)
+    assert match, iso
+    days, hours, minutes = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes)
+
+
+def _kql(query: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run the token rule's query over ``rows`` (``traces``: timestamp, message).
+
+    Only the operator forms that query uses, with KQL's semantics for them (Learn, "parse-where
+    operator", https://learn.microsoft.com/en-us/azure/kusto/query/parsewhereoperator: a string
+    column matches as ``.*?``, a long as ``-?\\d+``, and rows that do not match are dropped;
+    "arg_max() (aggregation function)": the row with the largest first expression per group).
+    Any other form fails the test, so the query cannot drift from what is checked here."""
+    table, *stages = [stage.strip() for stage in query.split("|")]
+    assert table == "traces"
+    for stage in stages:
+        if m := re.fullmatch(r'where message startswith "([^"]*)"', stage):
+            rows = [r for r in rows if r["message"].startswith(m[1])]
+        elif m := re.fullmatch(r"parse-where message with (.*) \*", stage):
+            pattern = ""
+            for constant, column, kind in re.findall(r'"([^"]*)"|(\w+)(?::(\w+))?', m[1]):
+                if constant:
+                    pattern += re.escape(constant)
+                else:
+                    pattern += rf"(?P<{column}>-?\d+)" if kind == "long" else rf"(?P<{column}>.*?)"
+            parsed = [(r, re.match(pattern, r["message"])) for r in rows]
+            rows = [
+                {
+                    **r,
+                    **{
+                        k: int(v) if v.lstrip("-").isdigit() else v
+                        for k, v in p.groupdict().items()
+                    },
+                }
+                for r, p in parsed
+                if p
+            ]
+        elif m := re.fullmatch(r"summarize arg_max\(timestamp, (\w+)\) by (\w+)", stage):
+            latest: dict[Any, dict[str, Any]] = {}
+            for r in rows:
+                if r[m[2]] not in latest or r["timestamp"] > latest[r[m[2]]]["timestamp"]:
+                    latest[r[m[2]]] = r
+            rows = [
+                {"timestamp": r["timestamp"], m[1]: r[m[1]], m[2]: k} for k, r in latest.items()
+            ]
+        elif m := re.fullmatch(r"where (\w+) > (\d+)", stage):
+            rows = [r for r in rows if r[m[1]] > int(m[2])]
+        else:
+            raise AssertionError(f"query stage not understood here: {stage}")
+    return rows
+
+
+def _token_rule_query(max_days: int) -> str:
+    return _rules()["token-not-rotated"]["query"].replace("${tokenMaxAgeDays}", str(max_days))
+
+
+def _traces(
+    config: Settings, days: range, store: MemoryStore, caplog: pytest.LogCaptureFixture
+) -> list[dict[str, Any]]:
+    """The lines the app's own timer code logs on each of ``days``, as ``traces`` rows."""
+    rows = []
+    for day in days:
+        caplog.clear()
+        now = datetime(2026, 1, 1, 5, 30, tzinfo=UTC) + timedelta(days=day)
+        record_token_ages(store, config, now)
+        rows += [{"timestamp": now, "message": r.getMessage()} for r in caplog.records]
+    return rows
+
+
+def test_the_token_rule_fires_on_the_line_the_timer_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """The rule's query over the lines scim_core/token_age.py really logs, in the rule's two-day
+    window: quiet at 180 days, firing per slot after, and quiet again once the token rotated
+    (the latest line per slot counts, though the old one is still in the window)."""
+    caplog.set_level(logging.INFO, logger="scim")
+    store = MemoryStore()
+    both = Settings(bearer_token="entra-primary-token", app_token="app-token-value")
+    old = _traces(both, range(0, 181), store, caplog)
+    query = _token_rule_query(180)
+    assert f'message startswith "{LINE_PREFIX}"' in query
+    assert _kql(query, old[-4:]) == []  # days 179 and 180: not more than 180
+    aged = old + _traces(both, range(181, 182), store, caplog)
+    fired = _kql(query, aged[-4:])
+    assert sorted((r["slot"], r["days"]) for r in fired) == [
+        ("SCIM_APP_TOKEN", 181),
+        ("SCIM_BEARER_TOKEN", 181),
+    ]
+    rotated = Settings(bearer_token="a-new-entra-token", app_token="app-token-value")
+    after = aged + _traces(rotated, range(182, 183), store, caplog)
+    assert [(r["slot"], r["days"]) for r in _kql(query, after[-4:])] == [("SCIM_APP_TOKEN", 182)]
+
+
+def test_the_token_rule_splits_by_the_slot_the_query_returns() -> None:
+    """One alert per token (dimension ``slot``, a string column: Learn allows up to six
+    string or numeric dimensions), so the notification names the token to rotate."""
+    rule = _rules()["token-not-rotated"]
+    assert rule["dimensions"] == [{"name": "slot", "operator": "Include", "values": ["*"]}]
+    assert "by slot" in rule["query"]
+    others = [r for name, r in _rules().items() if name != "token-not-rotated"]
+    assert all(r["dimensions"] == [] for r in others)
+    (resource,) = resources_of_type(
+        parse(ALERTS), "Microsoft.Insights/scheduledQueryRules"
+    ).values()
+    (criterion,) = body(resource)["properties"]["criteria"]["allOf"]
+    assert criterion["dimensions"]["operator"]["operands"]["operand_2"] == "dimensions"
+
+
+def test_the_token_rule_sees_two_daily_runs_within_azure_monitors_limits() -> None:
+    """Evaluated daily over two days (both at Azure Monitor's maximum), against a timer that runs
+    daily at a fixed time (TOKEN_AGE_SCHEDULE, the same in Azure, locally and by default): every
+    evaluation sees a line of each slot even if one run was late or its line lost."""
+    rule = _rules()["token-not-rotated"]
+    frequency, window = _duration(rule["frequency"]), _duration(rule["window"])
+    assert frequency <= MAX_FREQUENCY and window <= MAX_WINDOW
+    schedule = {s["name"]: s["value"] for s in app_settings()}["TOKEN_AGE_SCHEDULE"]
+    local = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
+    assert schedule == Settings().token_age_schedule == local["TOKEN_AGE_SCHEDULE"]
+    second, minute, hour, *daily = schedule.split()
+    assert all(field.isdigit() for field in (second, minute, hour)) and daily == ["*", "*", "*"]
+    assert window >= 2 * timedelta(days=1)
+
+
+def test_the_token_age_limit_is_a_parameter_of_the_parameter_file() -> None:
+    """180 days by default, bounded, passed through main.bicep; the example .bicepparam shows it."""
+    declared = parse(MAIN)["parameters"]["alertTokenMaxAgeDays"]
+    limits = {
+        d["type"]: d["argument"] for d in declared["decorators"] if d["type"] != "description"
+    }
+    assert declared["default"] == 180 and limits == {"min_value": 1, "max_value": 730}
+    module_limits = parse(ALERTS)["parameters"]["tokenMaxAgeDays"]["decorators"]
+    assert {d["type"]: d["argument"] for d in module_limits if d["type"] != "description"} == limits
+    module = parse(MAIN)["modules"]["alerts"]
+    assert module["config"]["params"]["tokenMaxAgeDays"] == "alertTokenMaxAgeDays"
+    _, values = read_bicepparam(INFRA / "customers" / "contoso.bicepparam")
+    assert values["alertTokenMaxAgeDays"] == 180
+
+
+def test_the_timer_is_bound_to_its_schedule_setting() -> None:
+    """function_app.token_age runs on %TOKEN_AGE_SCHEDULE% (Learn, "Timer trigger for Azure
+    Functions": an app setting name wrapped in percent signs), never on startup; as the worker
+    indexes it."""
+    timer = _bindings()["token_age"]
+    assert timer["type"] == "timerTrigger" and timer["schedule"] == "%TOKEN_AGE_SCHEDULE%"
+    assert timer["runOnStartup"] is False
 
 
 def test_the_workbook_reads_the_instances_application_insights() -> None:
