@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime
 
 import azure.functions as func
 
+from scim_core.activity import Activity
 from scim_core.http import ScimRequest, ScimResponse
 from scim_core.router import Router
 from scim_core.settings import Settings
@@ -27,6 +29,7 @@ BASE = "scim/v2"
 #: than the Functions host's bare 404/405.
 ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _router: Router | None = None
+_activity: Activity | None = None
 
 
 def router() -> Router:
@@ -42,6 +45,14 @@ def router() -> Router:
 def store() -> Store:
     """The process-wide store (the timer and webhook functions share the router's)."""
     return router().service.store
+
+
+def activity() -> Activity:
+    """The process's request counters for ``GET /status`` (scim_core/activity.py)."""
+    global _activity
+    if _activity is None:
+        _activity = Activity(store())
+    return _activity
 
 
 def to_scim_request(req: func.HttpRequest) -> ScimRequest:
@@ -73,6 +84,28 @@ def serve(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
             b"invocation " + context.invocation_id.encode() + b'"}',
             {"Content-Type": "application/scim+json"},
         )
+    try:
+        activity().record(resp.status)
+    except Exception:  # counting must never fail a SCIM answer (e.g. no store configured)
+        log.debug("request not counted", exc_info=True)
+    return func.HttpResponse(body=resp.body, status_code=resp.status, headers=resp.headers)
+
+
+@app.route(route="status", methods=ALL)
+def status(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """The instance's health for its operator (scim_core/status.py), same credentials as SCIM."""
+    from graph_enrich.health import sync_health
+    from scim_core.status import status_response
+
+    def sections(now: datetime) -> dict[str, object]:
+        graph = sync_health(store(), now)
+        return {"users": graph.pop("users"), "graphSync": graph}
+
+    try:
+        resp = status_response(to_scim_request(req), router().auth, activity(), sections)
+    except Exception:
+        log.exception("unhandled error in invocation %s", context.invocation_id)
+        resp = ScimResponse(500, b'{"detail":"internal error; see the app log"}', {})
     return func.HttpResponse(body=resp.body, status_code=resp.status, headers=resp.headers)
 
 
@@ -164,6 +197,17 @@ def graph_sync(timer: func.TimerRequest) -> None:
     from graph_enrich import run_sync
 
     run_sync(Settings.from_env(os.environ), store())
+
+
+@app.timer_trigger(
+    schedule="%TOKEN_AGE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+def token_age(timer: func.TimerRequest) -> None:
+    """Logs each static token's age in days, once a day (TOKEN_AGE_SCHEDULE, UTC), for the
+    "token not rotated" alert in infra/modules/alerts.bicep (scim_core/token_age.py)."""
+    from scim_core.token_age import record_token_ages
+
+    record_token_ages(store(), Settings.from_env(os.environ))
 
 
 @app.route(route="graph/notifications", methods=["POST"])

@@ -9,7 +9,7 @@ counted at the Table client's transport (``TableStore.request_count``) on the sa
 
 Users are loaded with the store's batch path (``TableStore.bulk_load``: many users per
 entity-group transaction, several in flight), members with the store's write path
-(``replace`` with a member change: 49-50 memberships per transaction); never 100k HTTP calls.
+(``replace`` with a member change: 33 memberships per transaction); never 100k HTTP calls.
 The groups of 10, 10k and 100k members belong to the 100k customer, their members are its users.
 """
 
@@ -297,7 +297,7 @@ def storage_costs(c: Customer, small_group: str, big_group: str) -> dict[str, in
         201,
     )
     for label, gid in (("small", small_group), ("big", big_group)):
-        for k in (1, 49, 50, 100):
+        for k in (1, 33, 34, 100):
             # Fresh members each run: adds that add, removes that remove.
             batches = [[c.new_user("k") for _ in range(k)] for _ in range(3)]
             adds, removes = iter(batches), iter(batches)

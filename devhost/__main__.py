@@ -22,6 +22,7 @@ sends it in ``x-functions-key``, and ``POST /admin/functions/<name>`` refuses ca
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -32,11 +33,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 from devhost.azurite import Azurite
 from devhost.functions import DevHostError, FunctionHost
+from devhost.outcome import report as timer_outcome
 from devhost.routes import with_prefix
 from devhost.server import LocalHost, applied_env
 
@@ -45,6 +48,8 @@ TOKEN_SETTING = "SCIM_BEARER_TOKEN"
 #: The running host's admin key, under the state directory (``.local/``).
 KEY_FILE = "devhost.key"
 STORAGE_SETTING = "TABLES_CONNECTION_STRING"
+#: What `--fire-timer` needs to report a running host's timer outcome (in the state dir).
+APP_FILE = "devhost.app"
 
 
 log = logging.getLogger("devhost")
@@ -98,14 +103,27 @@ def _run(args: argparse.Namespace, stop: _StopSignals) -> int:
         url_file = state / "devhost.url"
         url_file.write_text(host.base_url, encoding="utf-8")
         resources.callback(url_file.unlink, missing_ok=True)
+        # `--fire-timer` on this host reads the run's outcome: it needs the app module and, for
+        # an Azurite started here, its connection string (the well-known development key; a
+        # connection string from the environment is never written down). Owner-only anyway.
+        app_file = state / APP_FILE
+        served = {"module": args.module, STORAGE_SETTING: env.get(STORAGE_SETTING)}
+        _write_private(app_file, json.dumps({k: v for k, v in served.items() if v}))
+        resources.callback(app_file.unlink, missing_ok=True)
         assert host.functions is not None
         tenant_url = f"{host.base_url}/{with_prefix(host.functions.route_prefix, 'scim/v2')}"
         shown = token if chosen_here else f"(the value of ${TOKEN_SETTING})"
+        # Entra's provisioning service calls the Tenant URL from Microsoft's cloud over HTTPS, so
+        # this loopback URL is for local clients; a tunnel publishes it (docs/entra-setup.md).
         print(
             f"Listening on {host.base_url}\n"
-            f"  Tenant URL:   {tenant_url}\n"
+            f"  Tenant URL:   {tenant_url}  (local clients: curl, tests, SCIM tools)\n"
             f"  Secret Token: {shown}\n"
             f"  Storage:      {storage_note}\n"
+            "  Entra needs a public HTTPS Tenant URL: to try real Entra against this host, run a\n"
+            f"  tunnel (e.g. 'devtunnel host -p {host.port} --allow-anonymous') and paste\n"
+            "  https://<tunnel host>/scim/v2?aadOptscim062020 into Entra; see\n"
+            "  docs/entra-setup.md#try-real-entra-against-a-local-instance-before-deploying\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )
@@ -164,10 +182,15 @@ def _fire_on_running_host(state: Path, name: str) -> int | None:
     key_file = state / KEY_FILE
     if key_file.exists():
         request.add_header("x-functions-key", key_file.read_text(encoding="utf-8").strip())
+    started = _now()
     try:
         with urllib.request.urlopen(request, timeout=600) as response:
-            print(f"{name} ran on the running host ({response.status})", flush=True)
-            return 0
+            app_file = state / APP_FILE
+            served = json.loads(app_file.read_text(encoding="utf-8")) if app_file.exists() else {}
+            env = {k: v for k, v in served.items() if k == STORAGE_SETTING}
+            module = str(served.get("module", ""))
+            ran = f"ran on the running host ({response.status})"
+            return _report(module, name, env, started, ran)
     except urllib.error.HTTPError as exc:
         problem = "is not a timer function" if exc.code == 404 else "failed: see the host's log"
         print(f"{name} {problem}", file=sys.stderr, flush=True)
@@ -177,6 +200,7 @@ def _fire_on_running_host(state: Path, name: str) -> int | None:
 
 
 def _fire_here(module: str, name: str, env: dict[str, str]) -> int:
+    started = _now()
     with applied_env(env):
         functions = FunctionHost(module)
         try:
@@ -188,7 +212,29 @@ def _fire_here(module: str, name: str, env: dict[str, str]) -> int:
             return 1  # the traceback is already logged with the invocation id
         finally:
             functions.close()
-    return 0
+    return _report(module, name, env, started, "ran")
+
+
+def _report(module: str, name: str, env: dict[str, str], started: datetime, ran: str) -> int:
+    """Print what the run achieved (its status record), not only that it ran; the exit code
+    says whether it failed (a Graph sync returns normally after recording its error)."""
+    outcome = timer_outcome(module, name, env, started)
+    if outcome is None:
+        print(f"{name} {ran}", flush=True)
+        return 0
+    print(outcome.message, file=sys.stderr if outcome.code else sys.stdout, flush=True)
+    return outcome.code
+
+
+def _now() -> datetime:
+    # The status record stamps milliseconds: a second of slack keeps this run's record "after".
+    return datetime.now(UTC) - timedelta(seconds=1)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text + "\n")
 
 
 def _write_owner_only(path: Path, text: str) -> None:

@@ -38,6 +38,9 @@ DEFAULT_SELECT = (
 #: Always selected whatever GRAPH_SELECT says: the join (id, userPrincipalName) and the
 #: deprovisioning signal (accountEnabled) depend on them.
 REQUIRED = ("id", "userPrincipalName", "accountEnabled")
+#: Also selected with GRAPH_JOIN=userName: a guest's mail addresses are join candidates
+#: (graph_enrich/guests.py).
+USER_NAME_JOIN_REQUIRED = ("mail", "otherMails")
 #: Extension attributes the service itself maintains; not Graph properties.
 SERVICE_ATTRIBUTES = frozenset(
     {
@@ -100,7 +103,8 @@ class SyncConfig:
         properties: dict[str, None] = {}
         warnings: list[str] = []
         tracks_manager = False
-        for name in (*REQUIRED, *requested):
+        join_required = USER_NAME_JOIN_REQUIRED if join == "userName" else ()
+        for name in (*REQUIRED, *join_required, *requested):
             low = name.lower()
             if low == "id":
                 continue

@@ -5,7 +5,10 @@ Join (GRAPH_JOIN), O(1) per Graph user through the store's indexes, never a scan
   ``Store.lookup`` on the externalId index. Entra sends it when the admin maps ``objectId`` to
   ``externalId`` (docs/graph-enrichment.md).
 - ``userName``: SCIM ``userName`` = Graph ``userPrincipalName``, case-insensitively (the index
-  holds casefolded names, as the SCIM service writes them). A removed user comes with its id
+  holds casefolded names, as the SCIM service writes them). A B2B guest is provisioned as
+  ``alias@theirdomain``, not under its ``...#EXT#@...`` UPN (graph_enrich/guests.py): for a
+  guest UPN the join also tries that stripped form, then the guest's ``mail`` and
+  ``otherMails``, one index read each, first hit wins. A removed user comes with its id
   only, so the first enrichment also records ``graph.id.<objectId>`` -> SCIM id in the state
   table, and removals are joined through it.
 Only users already in the store are enriched; a Graph user without a SCIM user is "unmatched".
@@ -22,6 +25,7 @@ from enum import StrEnum
 
 from graph_enrich.config import SyncConfig
 from graph_enrich.enrichment import Change, Policy, enrich, extension
+from graph_enrich.guests import candidate_user_names, is_guest_upn
 from graph_enrich.state import ID_MAP
 from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from scim_core.indexes import change_stamp
@@ -69,6 +73,13 @@ class Enricher:
             found = self.store.lookup("User", "userName", upn.casefold())
             if found:
                 return found
+            # Guests only (a member's UPN is its userName): the admin may also have mapped
+            # originalUserPrincipalName, which the lookup above already covered.
+            if is_guest_upn(upn):
+                for name in candidate_user_names(upn, change.properties):
+                    found = self.store.lookup("User", "userName", name.casefold())
+                    if found:
+                        return found
         if change.removed is None:
             return []
         record = self.store.get_state(ID_MAP + change.object_id)

@@ -39,6 +39,7 @@ from graph_enrich.errors import (
     SyncError,
     Throttled,
 )
+from graph_enrich.guests import guest_upn_prefix, odata_string
 
 if TYPE_CHECKING:
     import httpx
@@ -199,6 +200,28 @@ class GraphClient:
         )
         return await self._json_or_none(info)
 
+    async def find_guest(self, user_name: str) -> dict[str, Any] | None:
+        """The B2B guest Entra provisioned as ``user_name`` (``alias@theirdomain``), found by its
+        UPN prefix ``alias_theirdomain#EXT#@`` (graph_enrich/guests.py); None unless exactly one
+        user has it. Same properties and manager expansion as :meth:`get_user`."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+        prefix = guest_upn_prefix(user_name)
+        if prefix is None:
+            return None
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            filter=f"startswith(userPrincipalName,{odata_string(prefix)})",
+            select=["id", *self.config.properties],
+            expand=["manager($select=id)"] if self.config.tracks_manager else None,
+        )
+        info = self.sdk.users.to_get_request_information(
+            RequestConfiguration(query_parameters=query)
+        )
+        found = (await self._json(info)).get("value")
+        users = [u for u in found if isinstance(u, dict)] if isinstance(found, list) else []
+        return users[0] if len(users) == 1 else None
+
     async def removed_reason(self, object_id: str) -> str:
         """Why a user is gone, in delta's words: ``changed`` when it is in the directory's
         deleted items (restorable for 30 days), ``deleted`` when it is gone for good."""
@@ -265,7 +288,7 @@ class GraphClient:
         self, info: RequestInformation, *, missing_ok: bool = False
     ) -> httpx.Response | None:
         import httpx
-        from azure.core.exceptions import ClientAuthenticationError
+        from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
         from kiota_abstractions.native_response_handler import NativeResponseHandler
         from kiota_http.middleware.options import ResponseHandlerOption
 
@@ -276,7 +299,9 @@ class GraphClient:
                 response: httpx.Response = await self._adapter.send_primitive_async(
                     info, "bytes", None
                 )
-            except ClientAuthenticationError as exc:
+            # ServiceRequestError: the token source itself is unreachable (the managed identity
+            # endpoint, or the sign-in authority); the Graph requests go through httpx.
+            except (ClientAuthenticationError, ServiceRequestError) as exc:
                 raise CredentialError(
                     f"no Graph token ({_first_line(exc)}); in Azure set AZURE_CLIENT_ID to the "
                     "managed identity, elsewhere GRAPH_TENANT_ID/GRAPH_CLIENT_ID/"

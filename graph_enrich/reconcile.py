@@ -95,6 +95,10 @@ async def reconcile(
                 return None
             try:
                 item = await graph.get_user(key)
+                if item is None and not verifying and config.join == "userName":
+                    # A guest's userName is its stripped alias@theirdomain, which GET
+                    # /users/{key} does not know (graph_enrich/guests.py): one more request.
+                    item = await graph.find_guest(key)
                 change = Change.from_graph(item, config, expanded=True) if item else None
                 if change is None and verifying:
                     change = Change(key, removed=await graph.removed_reason(key))

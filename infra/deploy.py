@@ -7,6 +7,14 @@
     python -m infra.deploy teardown CUSTOMER [--yes] [--dry-run]
     python -m infra.deploy ensure-token CUSTOMER [--resource-group RG]   (azd postprovision hook)
     python -m infra.deploy check-name NAME                            (azd preprovision hook)
+    python -m infra.deploy list [--subscription ID]
+    python -m infra.deploy status (--all | CUSTOMER) [--max-token-age DAYS]
+
+Every command on an instance checks that ``az`` is signed in to the instance's Entra tenant
+(``--tenant-id``, else the ``scim-tenant`` tag of its resource group; infra/instances.py).
+``deploy`` remembers the location and the tenant of an existing resource group, and reads
+``CUSTOMER.bicepparam`` from ``--customers-dir`` / ``$SCIM_CUSTOMERS_DIR`` (default
+``infra/customers``), refusing a file whose customerName differs from its name (infra/params.py).
 
 Each customer has ``infra/customers/CUSTOMER.bicepparam`` and its own resource group
 (``rg-scim-CUSTOMER`` unless ``--resource-group`` says otherwise). ``--dry-run`` prints every
@@ -25,9 +33,10 @@ import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from . import package, permissions, smoke
+from . import fleet, instances, package, params, permissions, smoke
 from .azcli import GENERATED, AzError, AzureCli
 
 INFRA = Path(__file__).resolve().parent
@@ -45,6 +54,10 @@ GRAPH_DEPLOYMENT = "scim-graph-permissions"
 PRIMARY_SECRET = "scim-bearer-token"
 SECONDARY_SECRET = "scim-bearer-token-secondary"
 GRAPH_CLIENT_STATE_SECRET = "graph-client-state"
+#: The line-of-business app's own tokens (appTokenSecretName/appTokenSecondarySecretName of
+#: main.bicep; docs/app-guide.md). Separate from Entra's, so rotating one never breaks the other.
+APP_TOKEN_SECRET = "scim-app-token"
+APP_TOKEN_SECONDARY_SECRET = "scim-app-token-secondary"
 
 #: What graph-permissions does in Azure besides Microsoft Graph: it lists the resource group's
 #: resources and creates a deployment there. "To deploy a Bicep file, you need ... access to all
@@ -70,6 +83,11 @@ TEARDOWN_GROUP_ACTIONS = ("Microsoft.Resources/subscriptions/resourceGroups/dele
 TEARDOWN_PURGE_ACTIONS = ("Microsoft.KeyVault/locations/deletedVaults/purge/action",)
 
 CUSTOMER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,18}[a-z0-9]$")  # 2-20, as main.bicep
+
+#: Appended to the printed Tenant URL: the RFC-compliant PATCH dialect docs/entra-setup.md
+#: recommends (Microsoft Learn, "Known issues and resolutions with SCIM 2.0 protocol compliance
+#: of the Microsoft Entra user provisioning service").
+DIALECT_FLAG = "?aadOptscim062020"
 
 
 def new_token(az: AzureCli) -> str:
@@ -193,14 +211,28 @@ def ensure_tokens(az: AzureCli, instance: Instance) -> tuple[str | None, bool]:
         az.set_secret(
             instance.key_vault, GRAPH_CLIENT_STATE_SECRET, new_token(az), role="client-state"
         )
-    created = {PRIMARY_SECRET, SECONDARY_SECRET, GRAPH_CLIENT_STATE_SECRET} - set(names)
+    # The app's token: generated here, never shown; the app team reads it from Key Vault
+    # (docs/app-guide.md). Both slots must exist for the same reason as Entra's secondary.
+    if APP_TOKEN_SECRET not in names:
+        az.set_secret(instance.key_vault, APP_TOKEN_SECRET, new_token(az), role="app-primary")
+    if APP_TOKEN_SECONDARY_SECRET not in names:
+        az.set_secret(
+            instance.key_vault, APP_TOKEN_SECONDARY_SECRET, new_token(az), role="disabled"
+        )
+    created = {
+        PRIMARY_SECRET,
+        SECONDARY_SECRET,
+        GRAPH_CLIENT_STATE_SECRET,
+        APP_TOKEN_SECRET,
+        APP_TOKEN_SECONDARY_SECRET,
+    } - set(names)
     return token, bool(created)
 
 
 def show_credentials(az: AzureCli, tenant_url: str, token: str | None) -> None:
     az.echo("")
     az.echo("Paste into Entra (Enterprise app > Provisioning > Admin Credentials):")
-    az.echo(f"  Tenant URL:   {tenant_url}")
+    az.echo(f"  Tenant URL:   {tenant_url}{DIALECT_FLAG}")
     if token is None:
         az.echo(
             "  Secret Token: unchanged (the existing token was kept; rotate-token issues a new one)"
@@ -216,12 +248,9 @@ def show_credentials(az: AzureCli, tenant_url: str, token: str | None) -> None:
 
 
 def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
-    params = CUSTOMERS / f"{args.customer}.bicepparam"
-    if not params.is_file():
-        raise SystemExit(
-            f"{params} does not exist: copy infra/customers/contoso.bicepparam and adjust it."
-        )
+    params = _checked_parameter_file(args)
     resource_group = resource_group_for(args)
+    _remember_from_group(az, args, resource_group)
 
     signed_in_tenant = az.run(
         "account show --query tenantId --output tsv", placeholder=args.tenant_id
@@ -240,10 +269,12 @@ def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
 
     az.run(
         "group create --name {rg} --location {location} --tags scim-customer={customer}"
-        " --output none",
+        " {product_tag} {tenant_tag} --output none",
         rg=resource_group,
         location=args.location,
         customer=args.customer,
+        product_tag=f"{instances.PRODUCT_TAG}={instances.PRODUCT}",
+        tenant_tag=f"{instances.TENANT_TAG}={args.tenant_id}",
     )
     # No --template-file: the .bicepparam's `using` line names main.bicep, and the Azure CLI
     # refuses both together ("Only a .bicep file is allowed with a .bicepparam file"; Azure CLI
@@ -278,7 +309,8 @@ def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
         if az.dry_run:
             az.echo(
                 f"(then: Test Connection probe GET {instance.tenant_url}/Users"
-                '?filter=userName eq "<random guid>")'
+                f'?filter={smoke.USER_MATCHING_ATTRIBUTE} eq "<random guid>" and /Groups'
+                '?filter=displayName eq "<random guid>")'
             )
         elif not args.skip_smoke_test:
             probe_token = token or az.get_secret(instance.key_vault, PRIMARY_SECRET)[0]
@@ -294,6 +326,99 @@ def cmd_deploy(az: AzureCli, args: argparse.Namespace) -> None:
         f"'python -m infra.deploy graph-permissions {args.customer}' (Graph enrichment), "
         "then follow docs/entra-setup.md."
     )
+
+
+def _checked_parameter_file(args: argparse.Namespace) -> Path:
+    """The customer's .bicepparam, refused when it would deploy the wrong names (params.py)."""
+    return params.parameter_file(args.customer, params.customers_dir(args.customers_dir))
+
+
+def _remember_from_group(az: AzureCli, args: argparse.Namespace, resource_group: str) -> None:
+    """Fill --location and --tenant-id from an existing resource group (its location and its
+    scim-tenant tag); refuse a --location that contradicts it; require both for a new one."""
+    group = instances.existing_group(az, resource_group)
+    if group is not None:
+        if args.location and args.location.lower() != group.location.lower():
+            raise SystemExit(
+                f"{resource_group} is in {group.location}, not {args.location}: drop --location "
+                "(the group's location is used), or choose another --resource-group."
+            )
+        args.location = args.location or group.location
+        args.tenant_id = args.tenant_id or group.tenant
+    missing = [
+        o for o, v in (("--location", args.location), ("--tenant-id", args.tenant_id)) if not v
+    ]
+    if missing:
+        raise SystemExit(
+            f"{' and '.join(missing)} required: {resource_group} does not exist yet (or records "
+            "no tenant)."
+        )
+
+
+def cmd_list(az: AzureCli, args: argparse.Namespace) -> None:
+    """Every instance in the subscription, with the tenant each serves (tags, instances.py)."""
+    signed_in = instances.signed_in_tenant(az, args.tenant_id)
+    found = instances.list_instances(az)
+    if not found:
+        az.echo("No SCIM instances (resource groups tagged scim-product=scim-func) found.")
+        return
+    rows = [["customer", "resource group", "location", "tenant"]]
+    for item in found:
+        other = item.tenant not in ("?", signed_in)
+        rows.append(
+            [
+                item.customer,
+                item.resource_group,
+                item.location,
+                item.tenant + (" *" if other else ""),
+            ]
+        )
+    for line in instances.table(rows):
+        az.echo(line)
+    if any(row[3].endswith(" *") for row in rows[1:]):
+        az.echo(f"* not the signed-in tenant ({signed_in}): 'az login --tenant <id>' to manage it.")
+
+
+def cmd_status(az: AzureCli, args: argparse.Namespace) -> None:
+    """One table of every instance's health (the app's status route, token ages from Key
+    Vault) and the links to their workbooks; instances of another tenant are marked."""
+    if args.all == bool(args.customer):
+        raise SystemExit("name one customer, or --all")
+    signed_in = instances.signed_in_tenant(az, args.tenant_id)
+    if args.all:
+        targets = [(i.customer, i.resource_group, i.tenant) for i in instances.list_instances(az)]
+    else:
+        group = resource_group_for(args)
+        tags = az.run_json("group show --name {rg} --query tags", rg=group, placeholder={}) or {}
+        targets = [(args.customer, group, tags.get(instances.TENANT_TAG, "?"))]
+    now = datetime.now(UTC)
+    healths: list[fleet.Health] = []
+    for customer, group, tenant in targets:
+        if tenant not in ("?", signed_in):
+            healths.append(
+                fleet.Health(customer, None, (None, None), None, f"tenant {tenant}: az login")
+            )
+            continue
+
+        def probe(customer: str = customer, group: str = group) -> fleet.Health:
+            instance = find_instance(az, group)
+            token, _ = az.get_secret(instance.key_vault, PRIMARY_SECRET)
+            ages = (
+                fleet.secret_age_days(az, instance.key_vault, PRIMARY_SECRET, now),
+                fleet.secret_age_days(az, instance.key_vault, SECONDARY_SECRET, now),
+            )
+            link = fleet.workbook_link(az, group, signed_in, MAIN_DEPLOYMENT)
+            if az.dry_run:
+                return fleet.Health(customer, None, ages, link, "dry run: status not read")
+            base = instance.tenant_url.removesuffix("/scim/v2").split("://", 1)[1]
+            status = fleet.fetch_status(f"{fleet.STATUS_SCHEME}://{base}/status", token)
+            return fleet.Health(customer, status, ages, link)
+
+        healths.append(fleet.guarded(customer, probe))
+    if not healths:
+        az.echo("No SCIM instances (resource groups tagged scim-product=scim-func) found.")
+        return
+    fleet.report(az, healths, args.max_token_age, instances.table)
 
 
 def publish(az: AzureCli, customer: str, instance: Instance) -> None:
@@ -321,6 +446,7 @@ def publish(az: AzureCli, customer: str, instance: Instance) -> None:
 def cmd_ensure_token(az: AzureCli, args: argparse.Namespace) -> None:
     """Create missing token secrets, then restart so the app re-resolves its Key Vault references
     (also the fix when a reference failed because a role assignment was not yet in effect)."""
+    instances.check_instance_tenant(az, resource_group_for(args), args.tenant_id)
     instance = find_instance(az, resource_group_for(args))
     token, _ = ensure_tokens(az, instance)
     restart(az, instance)
@@ -328,6 +454,7 @@ def cmd_ensure_token(az: AzureCli, args: argparse.Namespace) -> None:
 
 
 def cmd_rotate_token(az: AzureCli, args: argparse.Namespace) -> None:
+    instances.check_instance_tenant(az, resource_group_for(args), args.tenant_id)
     instance = find_instance(az, resource_group_for(args))
     if args.stage == "add":
         token = new_token(az)
@@ -353,6 +480,7 @@ def cmd_rotate_token(az: AzureCli, args: argparse.Namespace) -> None:
 
 def cmd_graph_permissions(az: AzureCli, args: argparse.Namespace) -> None:
     resource_group = resource_group_for(args)
+    instances.check_instance_tenant(az, resource_group, args.tenant_id)
     az.echo(
         "Needs an Entra Privileged Role Administrator (app role assignments on Microsoft Graph)"
         f" and an Azure role on {resource_group} that reads its resources and creates"
@@ -382,6 +510,7 @@ def cmd_graph_permissions(az: AzureCli, args: argparse.Namespace) -> None:
 
 def cmd_teardown(az: AzureCli, args: argparse.Namespace) -> None:
     resource_group = resource_group_for(args)
+    instances.check_instance_tenant(az, resource_group, args.tenant_id)
     if not (args.yes or az.dry_run):
         answer = input(
             f"This deletes resource group {resource_group} and all SCIM data of "
@@ -474,14 +603,24 @@ def parser() -> argparse.ArgumentParser:
             "--subscription", help="Azure subscription (default: the az CLI's current one)"
         )
         sub.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+        sub.add_argument(
+            "--tenant-id",
+            type=_tenant_id,
+            help="the customer's Entra tenant id; az must be signed in to it (default: the "
+            "scim-tenant tag of the resource group; required for a new instance)",
+        )
         return sub
 
     deploy = command("deploy", "Create or update the instance, publish the code, smoke-test it.")
     deploy.add_argument(
-        "--location", required=True, help="Azure region with Flex Consumption, e.g. westeurope"
+        "--location",
+        help="Azure region with Flex Consumption, e.g. westeurope (default: the existing "
+        "resource group's; required for a new instance)",
     )
     deploy.add_argument(
-        "--tenant-id", required=True, type=_tenant_id, help="the customer's Entra tenant id"
+        "--customers-dir",
+        help=f"directory of the <customer>.bicepparam files (default: ${params.DIR_SETTING} "
+        "or infra/customers)",
     )
     deploy.add_argument(
         "--deployer-object-id",
@@ -525,6 +664,31 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("name", help="the azd environment name ($AZURE_ENV_NAME)")
     check.set_defaults(handler=cmd_check_name, dry_run=False, subscription=None)
+
+    listing = commands.add_parser(
+        "list", help="List the instances in the subscription.", description=cmd_list.__doc__
+    )
+    listing.add_argument("--subscription", help="Azure subscription (default: az's current one)")
+    listing.add_argument("--tenant-id", type=_tenant_id, help="mark instances of other tenants")
+    listing.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+    listing.set_defaults(handler=cmd_list)
+
+    status = commands.add_parser(
+        "status", help="Health of one instance or of all (--all).", description=cmd_status.__doc__
+    )
+    status.add_argument("customer", nargs="?", type=_customer, help="one customer (or --all)")
+    status.add_argument("--all", action="store_true", help="every instance in the subscription")
+    status.add_argument("--resource-group", help="default: rg-scim-<customer>")
+    status.add_argument("--subscription", help="Azure subscription (default: az's current one)")
+    status.add_argument("--tenant-id", type=_tenant_id, help="expected signed-in tenant")
+    status.add_argument(
+        "--max-token-age",
+        type=int,
+        default=fleet.MAX_TOKEN_AGE_DAYS,
+        help="flag tokens not rotated for this many days (default: %(default)s)",
+    )
+    status.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+    status.set_defaults(handler=cmd_status)
     return root
 
 

@@ -17,6 +17,17 @@ keys at ``SCIM_JWKS_URL``, Entra tokens only with the tenant's Entra discovery k
 of one domain never signs for the other. JWKS are fetched over https only (http to the loopback
 address is allowed, for tests) and the document is size-capped.
 
+The line-of-business app has credentials of its own (docs/app-guide.md), never Entra's: static
+tokens (``SCIM_APP_TOKEN`` + ``_SECONDARY``) with the scopes of ``SCIM_APP_SCOPES``, and an
+**app-role mode** for apps running in Azure: an Entra-issued JWT of the app's managed identity or
+app registration (``SCIM_APP_JWT_ISSUER``, ``SCIM_APP_JWT_AUDIENCE``, ``SCIM_APP_JWKS_URL``)
+whose ``roles`` claim carries the scopes. That mode is a trust domain of its own too, with its
+own key cache; a token whose issuer and audience fit two profiles is refused rather than
+guessed, and a configuration in which an app profile and an Entra profile share issuer and
+audience is a start-up error (an app token must never pass for Entra's). The authenticator
+only says who the caller is (:class:`~scim_core.principal.Principal`); what it may do is
+:mod:`scim_core.access`.
+
 With nothing configured every request is rejected (fail closed). Details never echo the token.
 PyJWT is imported inside the JWT path only, so static-token cold starts do not pay for it.
 """
@@ -32,9 +43,10 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from scim_core.errors import ServiceUnavailable, Unauthorized
+from scim_core.principal import Principal, parse_scopes, scopes_of_roles
 
 if TYPE_CHECKING:
     from scim_core.settings import Settings
@@ -68,19 +80,6 @@ MAX_JWKS_BYTES = 256 * 1024
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _SIGNING_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who made the request. Never holds the token itself."""
-
-    kind: Literal["token", "jwt"]
-    subject: str
-    """``static-token-1``/``-2`` for static tokens; the ``sub`` claim for JWTs."""
-    issuer: str | None = None
-    tenant_id: str | None = None
-    client_id: str | None = None
-    """``azp`` (v2) or ``appid`` (v1) claim: the calling application."""
 
 
 def check_jwks_url(url: str) -> str:
@@ -202,14 +201,37 @@ class _JwtProfile:
     jwks: JwksCache
     tenant_id: str | None = None
     """Entra mode: the ``tid`` claim, when present, must equal this."""
+    app: bool = False
+    """App-role mode: the caller is the line-of-business app; its ``roles`` are its scopes."""
 
 
 class Authenticator:
     """Checks the ``Authorization`` header of each request. Build once per process."""
 
-    def __init__(self, static_tokens: list[str], profiles: list[_JwtProfile]) -> None:
+    def __init__(
+        self,
+        static_tokens: list[str],
+        profiles: list[_JwtProfile],
+        app_tokens: list[str] | None = None,
+        app_scopes: frozenset[str] = frozenset(),
+    ) -> None:
+        app_tokens = app_tokens or []
+        if set(static_tokens) & set(app_tokens):
+            # Which rights would such a token carry? Neither answer is safe.
+            raise ValueError("an app token (SCIM_APP_TOKEN*) must differ from Entra's tokens")
+        for app in (p for p in profiles if p.app):
+            for other in (p for p in profiles if not p.app):
+                if (app.issuer, app.audience) == (other.issuer, other.audience):
+                    raise ValueError(
+                        "app-role mode (SCIM_APP_JWT_ISSUER/AUDIENCE) must not accept the same "
+                        "issuer and audience as an Entra mode: an app token would pass for "
+                        "Entra's"
+                    )
         # Compare sha256 digests: equal length whatever the token length, so nothing leaks it.
-        self._digests = [hashlib.sha256(t.encode()).digest() for t in static_tokens]
+        # Entra's tokens first, then the app's: one list, so every token is compared to all.
+        self._digests = [hashlib.sha256(t.encode()).digest() for t in static_tokens + app_tokens]
+        self._entra_tokens = len(static_tokens)
+        self._app_scopes = app_scopes
         self._profiles = profiles
 
     @classmethod
@@ -254,7 +276,28 @@ class Authenticator:
                     tenant,
                 )
             )
-        return cls(settings.bearer_tokens(), profiles)
+        app_issuer, app_audience = settings.app_jwt_issuer, settings.app_jwt_audience
+        app_jwks = settings.app_jwks_url
+        if app_issuer or app_audience or app_jwks:
+            if not (app_issuer and app_audience and app_jwks):
+                named = {
+                    "SCIM_APP_JWT_ISSUER": app_issuer,
+                    "SCIM_APP_JWT_AUDIENCE": app_audience,
+                    "SCIM_APP_JWKS_URL": app_jwks,
+                }
+                missing = ", ".join(name for name, value in named.items() if not value)
+                raise ValueError(f"app-role mode needs {missing}")
+            check_jwks_url(app_jwks)
+            # A cache of its own even when the URL equals another profile's: keys are held per
+            # trust domain.
+            app_keys = JwksCache(app_jwks, jwks_fetcher)
+            profiles.append(_JwtProfile(app_issuer, app_audience, app_keys, app=True))
+        return cls(
+            settings.bearer_tokens(),
+            profiles,
+            settings.app_tokens(),
+            parse_scopes(settings.app_scopes),
+        )
 
     def authenticate(self, authorization_header: str | None) -> Principal:
         """The caller, or Unauthorized (401) with a detail that never contains the token."""
@@ -272,7 +315,14 @@ class Authenticator:
 
         # Static tokens first, for every token: an admin may type a JWT-shaped Secret Token.
         if (index := self._match_static(token)) is not None:
-            return Principal(kind="token", subject=f"static-token-{index + 1}")
+            if index < self._entra_tokens:
+                return Principal(kind="token", subject=f"static-token-{index + 1}")
+            return Principal(
+                kind="token",
+                subject=f"app-token-{index - self._entra_tokens + 1}",
+                role="app",
+                scopes=self._app_scopes,
+            )
         if self._profiles and _JWT_SHAPE.match(token):
             return self._authenticate_jwt(token)
         raise Unauthorized("invalid token")
@@ -329,6 +379,8 @@ class Authenticator:
             issuer=profile.issuer,
             tenant_id=tid if isinstance(tid, str) else profile.tenant_id,
             client_id=claims.get("azp") or claims.get("appid"),
+            role="app" if profile.app else "provisioning",
+            scopes=scopes_of_roles(claims.get("roles")) if profile.app else frozenset(),
         )
 
     def _select_profile(self, unverified: Mapping[str, Any]) -> _JwtProfile:
@@ -338,7 +390,11 @@ class Authenticator:
             raise Unauthorized("invalid token: issuer not accepted")
         aud = unverified.get("aud")
         audiences = aud if isinstance(aud, list) else [aud]
-        for profile in by_issuer:
-            if profile.audience in audiences:
-                return profile
-        raise Unauthorized("invalid token: audience not accepted")
+        matching = [p for p in by_issuer if p.audience in audiences]
+        if not matching:
+            raise Unauthorized("invalid token: audience not accepted")
+        if len({p.app for p in matching}) > 1:
+            # One token for two trust domains (several audiences): refuse rather than guess
+            # which rights it carries.
+            raise Unauthorized("invalid token: audience fits more than one credential kind")
+        return matching[0]

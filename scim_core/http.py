@@ -40,6 +40,10 @@ class ScimRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     """Headers with lower-case names."""
     body: bytes = b""
+    app_write: bool = False
+    """Set by the router for the app's ``app:write`` credential: the request may change the
+    app-owned extension and nothing else (scim_core/app_extension.py). False (Entra, and every
+    request a host builds) leaves that extension untouched."""
 
 
 @dataclass

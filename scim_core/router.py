@@ -1,5 +1,6 @@
-"""The route table above the service: authenticates every request, then hands ``/Bulk`` to
-:mod:`scim_core.bulk` and everything else to :class:`~scim_core.service.ScimService`.
+"""The route table above the service: authenticates every request, checks the caller's scopes
+(:mod:`scim_core.access`), then hands ``/Bulk`` to :mod:`scim_core.bulk` and everything else to
+:class:`~scim_core.service.ScimService`.
 
 Bulk depends on the service (it runs each operation through ``dispatch``), never the other way
 round; it is imported on the first Bulk request only, so a cold start (Entra's Test Connection
@@ -8,6 +9,7 @@ is a GET) does not pay for pydantic.
 
 from __future__ import annotations
 
+from scim_core.access import authorize
 from scim_core.auth import Authenticator
 from scim_core.errors import ScimError
 from scim_core.http import ScimRequest, ScimResponse, allow, error_response
@@ -24,7 +26,8 @@ class Router:
     def handle(self, req: ScimRequest) -> ScimResponse:
         try:
             if self.auth is not None:
-                self.auth.authenticate(req.headers.get("authorization"))
+                principal = self.auth.authenticate(req.headers.get("authorization"))
+                req = authorize(principal, req)
             return self.route(req)
         except ScimError as err:
             return error_response(err)

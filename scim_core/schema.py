@@ -24,6 +24,9 @@ ENTERPRISE_USER_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
 #: Outside ``urn:ietf:params:scim``, which IANA registers for the IETF (RFC 7643 §10); every
 #: attribute is ``readOnly``, so SCIM clients can read and filter it but never write it.
 GRAPH_USER_SCHEMA = "urn:scimfunc:schemas:extension:graph:1.0:User"
+#: The line-of-business app's own data on a user; only its ``app:write`` credential changes it
+#: (scim_core/app_extension.py). Its attributes come from SCIM_APP_EXTENSION_ATTRIBUTES.
+APP_USER_SCHEMA = "urn:scimfunc:schemas:extension:app:1.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 #: Microsoft Entra sends this URN in ``schemas`` of every group create; it has no attributes.
 ENTRA_GROUP_SCHEMA = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
@@ -280,8 +283,14 @@ class ResourceType:
         }
 
 
-def default_resource_types(extra_user_extensions: Sequence[Schema] = ()) -> dict[str, ResourceType]:
-    """The User and Group resource types this service implements."""
+def default_resource_types(
+    extra_user_extensions: Sequence[Schema] = (), app_extension: Schema | None = None
+) -> dict[str, ResourceType]:
+    """The User and Group resource types this service implements. ``app_extension``: the
+    app-owned extension with the operator's attributes; it is part of User only when it has
+    some (an extension without attributes holds nothing, and announcing it would invite
+    writes that could never be read back: scim_core/app_extension.py)."""
+    app = (app_extension,) if app_extension is not None and app_extension.attributes else ()
     user = ResourceType(
         "User",
         "/Users",
@@ -290,6 +299,7 @@ def default_resource_types(extra_user_extensions: Sequence[Schema] = ()) -> dict
         (
             (Schema.load("enterprise_user.json"), False),
             (Schema.load("graph_user.json"), False),
+            *((s, False) for s in app),
             *((s, False) for s in extra_user_extensions),
         ),
     )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scim_core import discovery
+from scim_core.app_extension import settle
 from scim_core.cursor import CursorCodec, Position, load_key, query_digest
 from scim_core.errors import (
     BadRequest,
@@ -429,6 +430,7 @@ class ScimService:
 
     def create(self, req: ScimRequest, rtype: ResourceType) -> ScimResponse:
         doc, members = read_input(rtype, parse_json(req))
+        doc = settle(rtype, req.app_write, None, doc)
         if members:
             self._check_members(members)
         if rtype.name == "User" and self.indexes and not self._create_checked:
@@ -462,10 +464,11 @@ class ScimService:
                 # readOnly data is the server's (RFC 7643 §2.2): a PUT cannot clear it.
                 if ext.id in stored.doc:
                     doc[ext.id] = stored.doc[ext.id]
+            new = settle(rtype, req.app_write, stored.doc, doc, replace=True)
             # RFC 7644 §3.5.1: PUT leaves out what the client omits. Membership is the exception:
             # a PUT without "members" keeps them, so a client that never reads members back
             # (Entra) cannot wipe a 100k-member group by accident.
-            return self.store.replace(rtype.name, doc, self.keys(rtype, doc), stored.etag, change)
+            return self.store.replace(rtype.name, new, self.keys(rtype, new), stored.etag, change)
 
         new = self._retry_unconditional(req, write)
         out = self.render(rtype, new, req.base_url, Projection(rtype))
@@ -493,6 +496,7 @@ class ScimService:
                 self._check_members([m])
             doc["id"] = rid
             doc["meta"] = {**stored.doc.get("meta", {}), "lastModified": self.clock()}
+            doc = settle(rtype, req.app_write, stored.doc, doc)
             return self.store.replace(
                 rtype.name, doc, self.keys(rtype, doc), stored.etag, result.members
             )

@@ -51,6 +51,26 @@ class Settings:
     enterprise app there could authenticate; Microsoft says the token is for testing only
     (Learn, "Tutorial: Develop a sample SCIM endpoint in Microsoft Entra ID")."""
 
+    # --- the line-of-business app's own credentials (docs/app-guide.md) -----------------------
+    app_token: str | None = _setting("SCIM_APP_TOKEN", secret=True)
+    """The app's static bearer token (Key Vault reference in Azure); never Entra's token."""
+    app_token_secondary: str | None = _setting("SCIM_APP_TOKEN_SECONDARY", secret=True)
+    """A second accepted app token, so the app's token can be rotated without downtime."""
+    app_scopes: str = _setting("SCIM_APP_SCOPES", "read")
+    """Scopes of the app's static token, comma- or space-separated: ``read``, ``events``,
+    ``app:write`` (scim_core/principal.py)."""
+    app_jwt_issuer: str | None = _setting("SCIM_APP_JWT_ISSUER")
+    """App-role mode: the issuer of the app's Entra-issued JWTs
+    (``https://sts.windows.net/<tenant-id>/`` for v1 tokens)."""
+    app_jwt_audience: str | None = _setting("SCIM_APP_JWT_AUDIENCE")
+    """App-role mode: the audience (this endpoint's app registration) of the app's JWTs."""
+    app_jwks_url: str | None = _setting("SCIM_APP_JWKS_URL")
+    """App-role mode: the tenant's signing keys
+    (``https://login.microsoftonline.com/<tenant-id>/discovery/v2.0/keys``)."""
+    app_extension_attributes: str | None = _setting("SCIM_APP_EXTENSION_ATTRIBUTES")
+    """Attributes of the app-owned extension ``urn:scimfunc:schemas:extension:app:1.0:User``,
+    a JSON list of RFC 7643 §7 attribute definitions; unset: the extension has none."""
+
     # --- storage ---------------------------------------------------------------------------
     tables_connection_string: str | None = _setting("TABLES_CONNECTION_STRING", secret=True)
     """Connection string (Azurite locally). Takes precedence over the endpoint."""
@@ -66,6 +86,11 @@ class Settings:
     )
     """User attributes indexed for ``eq`` lookups, comma-separated (scim_core.indexes). After
     changing it on an instance with users, run ``python -m scim_core.reindex`` once."""
+
+    # --- token age (scim_core/token_age.py) ------------------------------------------------
+    token_age_schedule: str = _setting("TOKEN_AGE_SCHEDULE", "0 30 5 * * *")
+    """NCRONTAB schedule (UTC) of the timer that logs each static token's age. Daily: the
+    "token not rotated" alert reads the latest line of the last two days."""
 
     # --- Graph enrichment ------------------------------------------------------------------
     sync_schedule: str = _setting("SYNC_SCHEDULE", "0 */15 * * * *")
@@ -105,12 +130,16 @@ class Settings:
         return {names[k]: v for k, v in asdict(self).items() if v is not None}
 
     def bearer_tokens(self) -> list[str]:
-        """The accepted static tokens (primary first).
+        """Entra's accepted static tokens (primary first).
 
         A value still reading ``@Microsoft.KeyVault(...)`` is a Key Vault reference the platform
         failed to resolve: its text is guessable, so it is never a token (fail closed)."""
-        return [
-            t
-            for t in (self.bearer_token, self.bearer_token_secondary)
-            if t and not t.startswith(UNRESOLVED_KEY_VAULT_REFERENCE)
-        ]
+        return _resolved(self.bearer_token, self.bearer_token_secondary)
+
+    def app_tokens(self) -> list[str]:
+        """The app's accepted static tokens (primary first), as :meth:`bearer_tokens`."""
+        return _resolved(self.app_token, self.app_token_secondary)
+
+
+def _resolved(*tokens: str | None) -> list[str]:
+    return [t for t in tokens if t and not t.startswith(UNRESOLVED_KEY_VAULT_REFERENCE)]

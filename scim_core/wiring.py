@@ -3,9 +3,11 @@ authenticator. Called once per process by ``function_app``."""
 
 from __future__ import annotations
 
+from scim_core.app_extension import app_user_schema
 from scim_core.auth import Authenticator
 from scim_core.indexes import IndexSettingError
 from scim_core.router import Router
+from scim_core.schema import default_resource_types
 from scim_core.service import ScimService
 from scim_core.settings import Settings
 from scim_core.store import Store
@@ -59,9 +61,17 @@ def _seconds(text: str) -> float:
 
 def build_router(settings: Settings) -> Router:
     """The request handler of a process: the service over the configured store, behind the
-    configured authenticator."""
+    configured authenticator, with the app-owned extension's attributes and the indexed
+    attributes from the settings."""
     try:
-        service = ScimService(build_store(settings), indexed_attributes=settings.indexed_attributes)
+        app_schema = app_user_schema(settings.app_extension_attributes)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    types = default_resource_types(app_extension=app_schema)
+    try:
+        service = ScimService(
+            build_store(settings), types, indexed_attributes=settings.indexed_attributes
+        )
     except IndexSettingError as exc:
         raise ConfigurationError(str(exc)) from exc
     return Router(service, Authenticator.from_settings(settings))

@@ -20,3 +20,11 @@ param logRetentionInDays = 30
 param syncSchedule = '0 */15 * * * *'
 param graphJoin = 'externalId'
 param graphDeprovision = 'flag'
+
+// Alerts (docs/deploy.md#alerts-and-the-workbook): route them to your action group, e.g.
+// '/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Insights/actionGroups/<name>'.
+// Empty: the rules fire in the portal without notifying anyone.
+param alertActionGroupId = ''
+// Alert when a token (Entra's or the app's) has not been rotated for this many days (1..730);
+// `python -m infra.deploy rotate-token` rotates Entra's, docs/app-guide.md says how for the app's.
+param alertTokenMaxAgeDays = 180

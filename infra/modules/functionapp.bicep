@@ -37,6 +37,12 @@ param primarySecretUri string
 @description('Versionless Key Vault URI of the secondary bearer token secret.')
 param secondarySecretUri string
 
+@description('Versionless Key Vault URI of the line-of-business app\'s token secret.')
+param appTokenSecretUri string
+
+@description('Versionless Key Vault URI of the app\'s secondary token secret (rotation).')
+param appTokenSecondarySecretUri string
+
 @description('Versionless Key Vault URI of the Graph notification clientState secret.')
 param graphClientStateSecretUri string
 
@@ -65,6 +71,11 @@ param jwtIssuer string
 param jwtAudience string
 param jwksUrl string
 param entraProvisioningTenantId string
+param appScopes string
+param appJwtIssuer string
+param appJwtAudience string
+param appJwksUrl string
+param appExtensionAttributes string
 param syncSchedule string
 param graphBaseUrl string
 param graphTenantId string
@@ -112,6 +123,9 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 // https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity),
 // and the templates already support national Graph endpoints. The queue URI costs nothing and
 // keeps the connection complete; no queue role is granted because no trigger uses queues.
+// SCIM_APP_TOKEN and SCIM_APP_TOKEN_SECONDARY (the line-of-business app's own credential,
+// docs/app-guide.md) are Key Vault references too, in secrets of their own: rotating Entra's token
+// never touches the app's, and the reverse.
 // GRAPH_CLIENT_STATE is a Key Vault reference like the bearer tokens: a plain app setting is
 // readable by anyone who may list the app's settings.
 // siteConfig sets no ftpsState: it is deprecated on Flex Consumption, "FTPS not supported"
@@ -202,6 +216,35 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'SCIM_TEST_ONLY_ENTRA_TENANT_ID'
           value: entraProvisioningTenantId
         }
+        // --- the line-of-business app's own credentials (docs/app-guide.md) ---
+        {
+          name: 'SCIM_APP_TOKEN'
+          value: '@Microsoft.KeyVault(SecretUri=${appTokenSecretUri})'
+        }
+        {
+          name: 'SCIM_APP_TOKEN_SECONDARY'
+          value: '@Microsoft.KeyVault(SecretUri=${appTokenSecondarySecretUri})'
+        }
+        {
+          name: 'SCIM_APP_SCOPES'
+          value: appScopes
+        }
+        {
+          name: 'SCIM_APP_JWT_ISSUER'
+          value: appJwtIssuer
+        }
+        {
+          name: 'SCIM_APP_JWT_AUDIENCE'
+          value: appJwtAudience
+        }
+        {
+          name: 'SCIM_APP_JWKS_URL'
+          value: appJwksUrl
+        }
+        {
+          name: 'SCIM_APP_EXTENSION_ATTRIBUTES'
+          value: appExtensionAttributes
+        }
         // --- storage ---
         {
           name: 'TABLES_ENDPOINT'
@@ -220,6 +263,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           // run `python -m scim_core.reindex --endpoint <table endpoint>` once (README, Indexes).
           name: 'SCIM_INDEXED_ATTRIBUTES'
           value: 'emails.value,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber'
+        }
+        // Daily, fixed: the "token not rotated" alert (alerts.bicep) reads the latest line of the
+        // last two days, so a less frequent schedule would leave it blind.
+        {
+          name: 'TOKEN_AGE_SCHEDULE'
+          value: '0 30 5 * * *'
         }
         // --- Graph enrichment ---
         {

@@ -1,4 +1,4 @@
-// Key Vault (RBAC mode) holding the SCIM bearer tokens and the Graph notification clientState. The template creates no secrets: the deploy
+// Key Vault (RBAC mode) holding the SCIM bearer tokens, the app's own tokens and the Graph notification clientState. The template creates no secrets: the deploy
 // tool (infra/deploy.py) generates the token and writes it, so a token never appears in a template,
 // a parameter file or a deployment's history, and re-running a deployment never changes it.
 
@@ -32,6 +32,12 @@ param primarySecretName string
 
 @description('Secret holding the second accepted token during a rotation (app setting SCIM_BEARER_TOKEN_SECONDARY).')
 param secondarySecretName string
+
+@description('Secret holding the line-of-business app\'s own token (app setting SCIM_APP_TOKEN).')
+param appTokenSecretName string
+
+@description('Secret holding the app\'s second accepted token during a rotation (app setting SCIM_APP_TOKEN_SECONDARY).')
+param appTokenSecondarySecretName string
 
 @description('Secret holding the clientState shared with Graph change notifications (app setting GRAPH_CLIENT_STATE).')
 param graphClientStateSecretName string
@@ -93,4 +99,6 @@ output name string = vault.name
 // Versionless secret URIs: the app picks up a new version on restart (the deploy tool restarts it).
 output primarySecretUri string = '${vault.properties.vaultUri}secrets/${primarySecretName}'
 output secondarySecretUri string = '${vault.properties.vaultUri}secrets/${secondarySecretName}'
+output appTokenSecretUri string = '${vault.properties.vaultUri}secrets/${appTokenSecretName}'
+output appTokenSecondarySecretUri string = '${vault.properties.vaultUri}secrets/${appTokenSecondarySecretName}'
 output graphClientStateSecretUri string = '${vault.properties.vaultUri}secrets/${graphClientStateSecretName}'

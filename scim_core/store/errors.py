@@ -23,6 +23,15 @@ from scim_core.store.batch import Op
 DEFAULT_RETRY_AFTER = 5
 
 
+class RowMissing(NotFound):
+    """An operation of a transaction found its row missing; ``index`` is that operation's place
+    in the transaction when the service says (None otherwise)."""
+
+    def __init__(self, detail: str, index: int | None = None) -> None:
+        super().__init__(detail)
+        self.index = index
+
+
 class TableMissing(NotFound):
     """A table of the store does not exist (yet): reads find nothing, writes create it."""
 
@@ -51,7 +60,8 @@ def translate(
     if status == 404:
         if code == "TableNotFound":
             return TableMissing(f"{what} not found (no table)")
-        return NotFound(f"{what} not found")
+        index = exc.index if isinstance(exc, TableTransactionError) else None
+        return RowMissing(f"{what} not found", index)
     if (
         status == 409
         and conflict

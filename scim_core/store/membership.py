@@ -2,9 +2,20 @@
 
 Membership rows live in the groups partition, so one EGT changes a group and its rows:
 ``m|<groupId>|<memberId>`` (type, display) and its reverse ``r|<memberId>|<groupId>`` (for
-``groups_of`` and deletes). A group's document entity also says what is known of its members
-(``Stored.members``): ``mi``, the members as a JSON list while there are at most INLINE_MEMBERS
-of them; ``ml`` true when there are more; neither (or ``mi`` = ``~``) when not known.
+``groups_of`` and deletes).
+
+A resource that may be a member has a liveness row ``a|<id>`` in the same partition, and a
+birth row ``z|<id>``, both written when it is created. Every EGT that adds a member also merges
+into the member's liveness row, which fails unless the row exists; deleting a resource first
+deletes its liveness row (keeping the birth row, so it can never be revived), so no member add
+can commit after that, and the membership sweep that follows sees every add that did (a group
+never lists a deleted member, whatever the interleaving). A resource created before liveness
+rows existed gets them on its first add (its document is read, then both rows inserted; the
+birth row makes that fail for a resource already deleted).
+
+A group's document entity also says what is known of its members (``Stored.members``): ``mi``,
+the members as a JSON list while there are at most INLINE_MEMBERS of them; ``ml`` true when
+there are more; neither (or ``mi`` = ``~``) when not known.
 """
 
 from __future__ import annotations
@@ -33,6 +44,35 @@ def member_rk(group_id: str, member_id: str) -> str:
     return f"m|{encode_key(group_id)}|{encode_key(member_id)}"
 
 
+def alive_rk(resource_id: str) -> str:
+    return f"a|{encode_key(resource_id)}"
+
+
+def born_rk(resource_id: str) -> str:
+    return f"z|{encode_key(resource_id)}"
+
+
+def is_alive_check(op: Op) -> bool:
+    return op[0] == "update" and str(op[1]["RowKey"]).startswith("a|")
+
+
+def birth_ops(resource_id: str, rtype: str) -> list[Op]:
+    """The liveness and birth rows of a new resource (both fail with 409 if present)."""
+    row = {"PartitionKey": "Group", "id": resource_id, "type": rtype}
+    alive = {**row, "RowKey": alive_rk(resource_id)}
+    return [("create", alive, {}), ("create", {**row, "RowKey": born_rk(resource_id)}, {})]
+
+
+def death_ops(resource_id: str, rtype: str) -> list[Op]:
+    """Deletes the liveness row (gone already for a resource that never had one) and keeps a
+    birth row, so that the resource can never be revived."""
+    born = {"PartitionKey": "Group", "RowKey": born_rk(resource_id), "id": resource_id}
+    return [
+        ("delete", {"PartitionKey": "Group", "RowKey": alive_rk(resource_id)}, {}),
+        ("upsert", {**born, "type": rtype}, {"mode": UpdateMode.REPLACE}),
+    ]
+
+
 def member_pair(verb: str, group_id: str, member: Member | str) -> Pair:
     member_id = member if isinstance(member, str) else member.value
     forward: dict[str, Any] = {"PartitionKey": "Group", "RowKey": member_rk(group_id, member_id)}
@@ -44,14 +84,19 @@ def member_pair(verb: str, group_id: str, member: Member | str) -> Pair:
         if member.display is not None:
             forward["display"] = member.display
     options = {"mode": UpdateMode.REPLACE} if verb == "upsert" else {}
-    return (verb, forward, options), (verb, reverse, options)
+    pair: Pair = ((verb, forward, options), (verb, reverse, options))
+    if verb == "upsert" and isinstance(member, Member):
+        # A merge into the member's liveness row: the EGT fails (404) unless it is alive.
+        alive = {"PartitionKey": "Group", "RowKey": alive_rk(member_id), "type": member.type}
+        pair = (("update", alive, {"mode": UpdateMode.MERGE}), *pair)
+    return pair
 
 
 def may_be_gone(op: Op) -> bool:
     """Whether ``op`` is one whose row may already be gone: a membership row's delete, or the
     mark of a group's inline members as not known (the group may have been deleted)."""
     if op[0] == "delete":
-        return bool(op[1]["RowKey"][:2] in ("m|", "r|"))
+        return bool(op[1]["RowKey"][:2] in ("m|", "r|", "a|"))
     return op[0] == "update" and op[1].get("mi") == UNKNOWN_MARK
 
 

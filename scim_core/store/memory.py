@@ -300,6 +300,8 @@ class MemoryStore:
         return _stored(id_, row, self._members.get(id_, {}) if rtype == "Group" else None)
 
     def _add_member(self, group_id: str, member: Member) -> None:
+        if (member.type, member.value) not in self._rows:
+            return  # a group never lists a resource that does not exist (MemberChange)
         self._members.setdefault(group_id, {})[member.value] = member
         self._groups_of.setdefault(member.value, set()).add(group_id)
 

@@ -131,6 +131,9 @@ class MemberChange:
 
     ``replace_all`` set: the members become exactly that list (``add``/``remove`` ignored);
     otherwise ``add`` are inserted (idempotently) and ``remove`` deleted (missing ones ignored).
+
+    A member whose resource does not exist (never did, or was deleted before or while the write
+    ran) is never kept: a group never lists a resource that does not exist.
     """
 
     add: Sequence[Member] = ()

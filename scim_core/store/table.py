@@ -27,16 +27,17 @@ import heapq
 import itertools
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
-from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
+from azure.data.tables import TableEntity, TableServiceClient, UpdateMode
 
-from scim_core.errors import NotFound, PreconditionFailed
-from scim_core.store.batch import Op, Results, transact
+from scim_core.errors import NotFound, PreconditionFailed, ScimError
+from scim_core.store.batch import Op, Results
 from scim_core.store.documents import (
     MAX_BATCH_OPS,
     TABLES,
@@ -58,9 +59,10 @@ from scim_core.store.membership import (
     LARGE,
     Inline,
     Pair,
+    birth_ops,
+    death_ops,
     forget_inline,
     inline_of,
-    may_be_gone,
     member_order,
     member_pair,
     member_rk,
@@ -77,14 +79,16 @@ from scim_core.store.protocol import (
     Stored,
     is_non_unique,
 )
-from scim_core.store.transport import HttpClientTransport, RequestCounter
+from scim_core.store.transport import RequestCounter, bound
+from scim_core.store.writes import MEMBER_TRIES, NotAlive, Writes, without_members
 
-_PARTITIONS = {"users": "User", "groups": "Group"}
 _IF_MATCH = MatchConditions.IfNotModified
 _NO_CHANGE = MemberChange()
+#: Sends users' liveness rows alongside their document's transaction (``create``).
+_BIRTHS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scim-births")
 
 
-class TableStore:
+class TableStore(Writes):
     """The Store over three tables of one storage account (layout in the module docstring)."""
 
     def __init__(
@@ -106,13 +110,7 @@ class TableStore:
         self.table_prefix = table_prefix
         self.table_names = [table_prefix + name for name in ("users", "groups", "state")]
         users, groups, state = (service.get_table_client(name) for name in self.table_names)
-        self._tables = {"users": users, "groups": groups, "state": state}
-        # Index keys of versions this process has read or written, by etag. A version's keys never
-        # change, so replace/delete of a version just read need not read it again.
-        self._known: OrderedDict[tuple[str, str, str], tuple[dict[str, str], Inline]] = (
-            OrderedDict()
-        )
-        self._known_lock = threading.Lock()
+        super().__init__({"users": users, "groups": groups, "state": state})
 
     @classmethod
     def from_connection_string(
@@ -124,7 +122,7 @@ class TableStore:
         **kwargs: Any,
     ) -> TableStore:
         counter = RequestCounter()
-        _bound(kwargs)
+        bound(kwargs)
         service = TableServiceClient.from_connection_string(
             conn_str, raw_request_hook=counter, **kwargs
         )
@@ -137,7 +135,7 @@ class TableStore:
         cls, endpoint: str, credential: TokenCredential, *, table_prefix: str = "", **kwargs: Any
     ) -> TableStore:
         counter = RequestCounter()
-        _bound(kwargs)
+        bound(kwargs)
         service = TableServiceClient(
             endpoint, credential=credential, raw_request_hook=counter, **kwargs
         )
@@ -197,10 +195,46 @@ class TableStore:
         entity, data = doc_entity(rtype, id_, doc, clean)
         index = index_ops(rtype, id_, {}, clean)
         unique = {m.value: m for m in members}
-        pairs = [member_pair("upsert", id_, m) for m in unique.values()]
-        after = list(unique.values()) if rtype == "Group" else None
         base: list[Op] = [("create", entity, {}), *index]
-        return self._write_resource(rtype, id_, data, clean, base, pairs, after)
+        if rtype == "Group":
+            base += birth_ops(id_, rtype)  # same partition: in the group's own EGT
+        births: Future[Results] | None = None
+        if rtype != "Group":
+            # A user's liveness rows live in another table: a second request, sent alongside the
+            # document's (an id whose create then fails is one no client ever learns, so rows
+            # left for it are inert). A user left without them (the request failed, or a crash)
+            # gets them at its first membership (``_settle``).
+            births = _BIRTHS.submit(self._submit, "groups", birth_ops(id_, rtype), id_, rtype)
+        try:
+            return self._create(rtype, id_, data, clean, base, unique)
+        finally:
+            if births is not None:
+                with suppress(ScimError):
+                    births.result()
+
+    def _create(
+        self,
+        rtype: str,
+        id_: str,
+        data: bytes,
+        clean: dict[str, str],
+        base: list[Op],
+        unique: dict[str, Member],
+    ) -> Stored:
+        for _ in range(MEMBER_TRIES):
+            pairs = [member_pair("upsert", id_, m) for m in unique.values()]
+            after = list(unique.values()) if rtype == "Group" else None
+            try:
+                stored = self._write_resource(rtype, id_, data, clean, list(base), pairs, after)
+            except NotAlive as exc:
+                dead = self._settle(exc.members)
+                if not exc.first:  # the group exists, with part of its members: finish
+                    alive = [m for m in unique.values() if m.value not in dead]
+                    return self._finish_members(id_, MemberChange(replace_all=alive))
+                unique = {k: m for k, m in unique.items() if k not in dead}
+                continue
+            return stored
+        raise PreconditionFailed(f"members of {rtype} {id_} kept changing while it was written")
 
     def get(self, rtype: str, id: str) -> Stored:
         with translated(f"{rtype} {id}"):
@@ -210,6 +244,19 @@ class TableStore:
 
     def replace(
         self, rtype: str, doc: Doc, keys: Keys, etag: str, members: MemberChange = _NO_CHANGE
+    ) -> Stored:
+        for _ in range(MEMBER_TRIES):
+            try:
+                return self._replace(rtype, doc, keys, etag, members)
+            except NotAlive as exc:
+                dead = self._settle(exc.members)
+                members = without_members(members, dead)
+                if not exc.first:  # the document was written with part of the change: finish
+                    return self._finish_members(str(doc["id"]), members)
+        raise PreconditionFailed(f"members of {rtype} {doc['id']} kept changing while written")
+
+    def _replace(
+        self, rtype: str, doc: Doc, keys: Keys, etag: str, members: MemberChange
     ) -> Stored:
         id_, clean = str(doc["id"]), clean_keys(rtype, keys)
         if not members.empty and rtype != "Group":
@@ -226,6 +273,19 @@ class TableStore:
         options = {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": _IF_MATCH}
         base = [("update", entity, options), *index_ops(rtype, id_, old_keys, clean)]
         return self._write_resource(rtype, id_, data, clean, base, pairs, after)
+
+    def _finish_members(self, group_id: str, change: MemberChange) -> Stored:
+        """Applies ``change`` again on the group's current version, after a multi-EGT write
+        stopped part-way at a member that is not alive (member upserts are idempotent)."""
+        for _ in range(MEMBER_TRIES):
+            current = self.get("Group", group_id)
+            try:
+                return self._replace("Group", current.doc, current.keys, current.etag, change)
+            except NotAlive as exc:
+                change = without_members(change, self._settle(exc.members))
+            except PreconditionFailed:
+                continue
+        raise PreconditionFailed(f"members of Group {group_id} kept changing while written")
 
     def _write_resource(
         self,
@@ -263,26 +323,59 @@ class TableStore:
         return self._remember(rtype, stored, finished_inline if finished else kept_inline)
 
     def delete(self, rtype: str, id: str, etag: str | None = None) -> None:
+        """Deletes a resource and its memberships, in an order that never lets a group list a
+        resource that no longer exists, whatever runs concurrently and wherever a crash stops
+        it:
+
+        1. its liveness row goes (:mod:`~scim_core.store.membership`): no member add naming it
+           can commit after this, and it cannot be revived;
+        2. the membership sweep: every row an add committed before step 1 is found and deleted;
+        3. its document and index rows go (conditional on the version read, so a concurrent
+           rename cannot orphan index rows: retried with the fresh keys).
+
+        A crash after 1 or 2 leaves the resource in place, with fewer memberships and unable to
+        join a group, until the DELETE is retried (Entra retries a failed request); at no point
+        does a group list a resource that is gone.
+
+        With the caller's ``etag`` (If-Match), a 412 at step 3 must change nothing: the
+        resource is revived and the memberships the sweep removed are written back (a member's
+        ``display`` in another group is not kept: it is not read before the sweep). A DELETE of
+        a resource that is already gone still sweeps any membership row naming it (rows left
+        by a crash of an older version of this code) before it answers 404.
+        """
         what = f"{rtype} {id}"
-        while True:
+        try:
             keys, current, _ = self._keys_at(rtype, id, etag)
+        except NotFound:
+            if self._sweep(rtype, id, what):
+                raise NotFound(f"{what} not found (its memberships were removed)") from None
+            raise
+        self._submit("groups", death_ops(id, rtype), what)
+        swept = self._sweep(rtype, id, what)
+        while True:
             row = {"PartitionKey": rtype, "RowKey": doc_rk(id)}
             doc: Op = ("delete", row, {"etag": current, "match_condition": _IF_MATCH})
             try:
-                # Conditional even when the caller's etag is None, so that a concurrent rename
-                # cannot leave its new index rows orphaned: retry with the fresh keys instead.
+                # The tombstone goes with the document: a change poll sees the delete.
                 ops = [doc, *index_ops(rtype, id, keys, {}), tombstone_op(rtype, id)]
                 self._write(TABLES[rtype], ops, [], what)
                 break
             except PreconditionFailed:
                 if etag is not None:
+                    self._submit("groups", birth_ops(id, rtype)[:1], what)  # revive: it stays
+                    self._restore(swept, what)
                     raise
-        # After the document, so a failed etag check never costs memberships. The price: a crash
-        # right here leaves membership rows naming a resource that no longer exists.
-        own = [(id, m.value) for m in self.list_members(id)] if rtype == "Group" else []
-        # dict.fromkeys: a group that is its own member shows up in both lists, and an EGT may
-        # not touch one row twice.
-        links = dict.fromkeys([*own, *((group_id, id) for group_id in self.groups_of(id))])
+            keys, current, _ = self._keys_at(rtype, id, None)
+
+    def _sweep(self, rtype: str, id: str, what: str) -> list[tuple[str, Member]]:
+        """Deletes every membership row naming the resource ``id`` (as member, and as a group
+        its own); returns the memberships removed. One range read each way when there are
+        none."""
+        own = [(id, m) for m in self.list_members(id)] if rtype == "Group" else []
+        of = [(group_id, Member(id, rtype)) for group_id in self.groups_of(id)]
+        # By (group, member): a group that is its own member shows up in both lists, and an EGT
+        # may not touch one row twice.
+        links = {(group_id, m.value): m for group_id, m in [*own, *of]}
         units: list[Pair] = []
         for group_id, member_id in links:
             unit = member_pair("delete", group_id, member_id)
@@ -293,6 +386,21 @@ class TableStore:
                 unit = (forget_inline(group_id), *unit)
             units.append(unit)
         self._write("groups", [], units, f"memberships of {what}")
+        return [(group_id, m) for (group_id, _), m in links.items()]
+
+    def _restore(self, swept: list[tuple[str, Member]], what: str) -> None:
+        """Writes back the memberships a sweep removed (a refused If-Match delete), each group's
+        inline list marked "not known" in every EGT that writes its rows. Without liveness
+        checks: the resource was just revived, and its own members were members a moment ago."""
+        by_group: dict[str, list[Pair]] = {}
+        for group_id, member in swept:
+            by_group.setdefault(group_id, []).append(member_pair("upsert", group_id, member)[-2:])
+        single = [(forget_inline(g), *units[0]) for g, units in by_group.items() if len(units) == 1]
+        self._write("groups", [], single, f"memberships of {what}")
+        for group_id, units in by_group.items():
+            if len(units) > 1:
+                base: list[Op] = [forget_inline(group_id)]
+                self._write("groups", base, units, f"members of {what}", group=group_id)
 
     def lookup(self, rtype: str, index: str, value: str) -> list[str]:
         table, what = self._table(rtype), f"{rtype} {index}"
@@ -364,7 +472,13 @@ class TableStore:
     def bulk_load(self, rtype: str, items: Iterable[tuple[Doc, Keys]], *, workers: int = 4) -> int:
         """Packs several resources into each EGT and keeps ``workers`` EGTs in flight."""
         table, what = TABLES[rtype], f"{rtype} bulk load"
-        return load(rtype, items, lambda ops: self._submit(table, ops, what, rtype), workers)
+        return load(
+            rtype,
+            items,
+            lambda ops: self._submit(table, ops, what, rtype),
+            lambda ops: self._submit("groups", ops, what),
+            workers,
+        )
 
     # --- membership ---------------------------------------------------------------------------
     def list_members(
@@ -442,145 +556,10 @@ class TableStore:
         raise AssertionError("unreachable")
 
     # --- internals ----------------------------------------------------------------------------
-    def _table(self, rtype: str) -> TableClient:
-        if rtype not in TABLES:
-            raise ValueError(f"unknown resource type {rtype!r}")
-        return self._tables[TABLES[rtype]]
-
-    def _remember(self, rtype: str, stored: Stored, inline: Inline = None) -> Stored:
-        """Keeps the version's index keys and inline members (a version's never change), and
-        hands the inline members to the caller as ``Stored.members``."""
-        if isinstance(inline, list):
-            stored.members = list(inline)
-        with self._known_lock:
-            self._known[rtype, stored.id, stored.etag] = (dict(stored.keys), inline)
-            while len(self._known) > 10_000:
-                self._known.popitem(last=False)
-        return stored
-
-    def _keys_at(
-        self, rtype: str, id_: str, etag: str | None
-    ) -> tuple[dict[str, str], str, Inline]:
-        """The index keys and inline members of the resource at ``etag`` (None: the current
-        version), and its etag."""
-        if etag is not None:
-            with self._known_lock:
-                known = self._known.get((rtype, id_, etag))
-            if known is not None:
-                return known[0], etag, known[1]
-        select = ["keys", "mi", "ml"] if rtype == "Group" else ["keys"]
-        with translated(f"{rtype} {id_}"):
-            entity = self._table(rtype).get_entity(rtype, doc_rk(id_), select=select)
-        current = str(entity.metadata["etag"])
-        if etag is not None and etag != current:  # fail before writing anything
-            raise PreconditionFailed(f"{rtype} {id_} was modified since it was read")
-        keys: dict[str, str] = json.loads(entity["keys"])
-        return keys, current, inline_of(entity)
-
     def _learn_members(self, group_id: str) -> Inline:
         page = self.list_members(group_id, limit=INLINE_MEMBERS)
         return page if len(page) <= INLINE_MEMBERS else LARGE
 
-    def _write(
-        self,
-        table: str,
-        base: list[Op],
-        pairs: Sequence[Pair],
-        what: str,
-        conflict: str | None = None,
-        group: str | None = None,
-        finish: dict[str, Any] | None = None,
-    ) -> tuple[Results, str | None]:
-        """``base`` and as many units (a membership's two rows, ...) as fit in the first EGT, the
-        rest packed in further EGTs of up to 100 operations, so k member changes cost ceil(k/49)
-        EGTs whatever the group's size. Returns the first EGT's per-operation results, and the
-        group's etag after ``finish`` if that landed.
-
-        ``group``: the id of the group whose rows these are (``base[0]`` writes its document).
-        Each further EGT then also writes the group: its members "not known", or in the last
-        EGT ``finish`` (the inline list), conditional on the version the previous EGT left. So
-        a list that another writer keeps while this change is half done (it read part of the
-        rows) never outlives the rest of the rows: the EGT that writes them overwrites it."""
-        room = MAX_BATCH_OPS - (1 if group is not None else 0)
-        chunks: list[list[Op]] = [list(base)]
-        for unit in pairs:
-            if len(chunks[-1]) + len(unit) > (MAX_BATCH_OPS if len(chunks) == 1 else room):
-                chunks.append([])
-            chunks[-1].extend(unit)
-        first = self._submit(table, chunks[0], what, conflict)
-        if group is None:
-            for chunk in chunks[1:]:
-                self._submit(table, chunk, what)
-            return first, None
-        etag = str(first[0]["etag"]) if first else None
-        for n, chunk in enumerate(chunks[1:], start=2):
-            if n == len(chunks) and finish is not None and etag is not None:
-                entity = {"PartitionKey": "Group", "RowKey": doc_rk(group), **finish}
-                options = {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": _IF_MATCH}
-                try:
-                    return first, str(
-                        self._submit(table, [("update", entity, options), *chunk], what)[0]["etag"]
-                    )
-                except PreconditionFailed:
-                    pass  # the group changed since the previous EGT: "not known" instead
-            results = self._submit(table, [forget_inline(group), *chunk], what)
-            etag = str(results[0]["etag"]) if results else None
-        return first, None
-
-    def _submit(self, table: str, ops: list[Op], what: str, conflict: str | None = None) -> Results:
-        """One EGT. Deleting a membership row that is already gone (or marking a group that is
-        gone) must not fail the rest, so on a 404 those rows are dropped (one point read each)
-        and the EGT is resent."""
-        created = False
-        while ops:
-            try:
-                with translated(what, ops, conflict):
-                    return transact(self._tables[table], ops)
-            except TableMissing:
-                if created or not self._create_missing_tables():
-                    raise
-                created = True
-            except NotFound:
-                gone = {
-                    i
-                    for i, op in enumerate(ops)
-                    if may_be_gone(op) and not self._exists(table, op[1]["RowKey"])
-                }
-                if not gone:
-                    raise
-                ops = [op for i, op in enumerate(ops) if i not in gone]
-        return []
-
-    def _exists(self, table: str, row_key: str) -> bool:
-        try:
-            with translated(row_key):
-                self._tables[table].get_entity(_PARTITIONS[table], row_key, select=["RowKey"])
-        except NotFound:
-            return False
-        return True
-
 
 def _listed(inline: Inline) -> list[Member] | None:
     return inline if isinstance(inline, list) else None
-
-
-#: Default bound on one storage call, retries included (seconds): well under Entra's request
-#: timeout, so a storage outage is answered 503 + Retry-After while Entra still listens.
-DEFAULT_TIMEOUT = 5.0
-
-
-def _bound(kwargs: dict[str, Any]) -> None:
-    """Bounds every storage call by ``storage_timeout`` (seconds): each attempt's connect and
-    read, and the retry policy's total (azure-core's RetryPolicy ``timeout`` ends the retries
-    when it has elapsed and shortens the last attempt to what is left), so retries never
-    multiply the bound. A storage process that accepts connections and never answers then
-    costs one bounded wait, answered 503 (``scim_core.store.errors.translated``)."""
-    limit = float(kwargs.pop("storage_timeout", DEFAULT_TIMEOUT))
-    # The SDK applies connection_timeout/read_timeout only to a transport it builds itself.
-    kwargs.setdefault(
-        "transport", HttpClientTransport(connection_timeout=limit, read_timeout=limit)
-    )
-    kwargs.setdefault("timeout", limit)
-    # The policy's sleep between tries is not counted against ``timeout`` before it starts:
-    # keep each sleep short enough that tries and sleeps together stay near the bound.
-    kwargs.setdefault("retry_backoff_max", limit / 4)

@@ -341,3 +341,25 @@ class RequestCounter:
     def __call__(self, request: PipelineRequest[Any]) -> None:
         with self._lock:
             self.count += 1
+
+
+#: Default bound on one storage call, retries included (seconds): well under Entra's request
+#: timeout, so a storage outage is answered 503 + Retry-After while Entra still listens.
+DEFAULT_TIMEOUT = 5.0
+
+
+def bound(kwargs: dict[str, Any]) -> None:
+    """Bounds every storage call by ``storage_timeout`` (seconds): each attempt's connect and
+    read, and the retry policy's total (azure-core's RetryPolicy ``timeout`` ends the retries
+    when it has elapsed and shortens the last attempt to what is left), so retries never
+    multiply the bound. A storage process that accepts connections and never answers then
+    costs one bounded wait, answered 503 (``scim_core.store.errors.translated``)."""
+    limit = float(kwargs.pop("storage_timeout", DEFAULT_TIMEOUT))
+    # The SDK applies connection_timeout/read_timeout only to a transport it builds itself.
+    kwargs.setdefault(
+        "transport", HttpClientTransport(connection_timeout=limit, read_timeout=limit)
+    )
+    kwargs.setdefault("timeout", limit)
+    # The policy's sleep between tries is not counted against ``timeout`` before it starts:
+    # keep each sleep short enough that tries and sleeps together stay near the bound.
+    kwargs.setdefault("retry_backoff_max", limit / 4)

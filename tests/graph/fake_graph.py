@@ -18,6 +18,10 @@ Wire format as documented on Microsoft Learn (v1.0), each behaviour beside its s
 - Errors: ``{"error": {"code", "message", "innerError": {"date", "request-id",
   "client-request-id"}}}``; a missing permission is ``403 Authorization_RequestDenied``.
 - ``GET /users/{id | userPrincipalName}`` with ``$select`` and ``$expand=manager``;
+- ``GET /users?$filter=startswith(userPrincipalName,'<prefix>')`` ("List users"; "user resource
+  type": userPrincipalName supports ``startsWith``; OData string literals double a quote;
+  directory string comparisons ignore case): ``{"@odata.context", "value": [...]}`` with the
+  same ``$select``/``$expand``; any other filter answers ``400 Request_UnsupportedQuery``;
   ``GET /directory/deletedItems/{id}`` finds soft-deleted users only.
 - ``/subscriptions``: tests/graph/fake_subscriptions.py; the wire helpers: fake_wire.py.
 Deliberate differences: plain HTTP on loopback (Graph is HTTPS only and so are notification
@@ -27,6 +31,7 @@ URLs), a fixed bearer token instead of Entra-issued ones, and faults scripted by
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,6 +54,8 @@ from tests.graph.fake_wire import (
 
 TOKEN = "fake-graph-token"
 _USER_ODATA = "#microsoft.graph.user"
+#: The one list filter graph_enrich sends (OData: ``''`` is a quote inside a string literal).
+_STARTSWITH_UPN = re.compile(r"startswith\(userPrincipalName,\s*'((?:[^']|'')*)'\)", re.IGNORECASE)
 
 
 @dataclass
@@ -191,6 +198,8 @@ class FakeGraph:
             "users/microsoft.graph.delta()",
         ):
             return self._delta(query)
+        if method == "GET" and rest == "users":
+            return self._list_users(query)
         if method == "GET" and rest.startswith("users/"):
             return self._get_user(rest[len("users/") :], query)
         if method == "GET" and rest.startswith("directory/deletedItems/"):
@@ -341,16 +350,43 @@ class FakeGraph:
                     f"Resource '{key}' does not exist or one of its queried reference-"
                     "property objects are not present.",
                 )
-            user = self.users[found]
-            select = [s for s in query.get("select", "").split(",") if s]
             body: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#users/$entity"}
-            for name in select or list(user.props):
-                if name != "manager":
-                    body[name] = user.props.get(name)
-            body["id"] = found
-            if query.get("expand", "").startswith("manager") and user.manager is not None:
-                body["manager"] = {"@odata.type": _USER_ODATA, "id": user.manager}
+            body.update(self._entity(found, query))
         return json_reply(200, body)
+
+    def _entity(self, user_id: str, query: dict[str, str]) -> dict[str, Any]:
+        """One user as a single-user GET or a list returns it (``$select``, ``$expand``)."""
+        user = self.users[user_id]
+        select = [s for s in query.get("select", "").split(",") if s]
+        body: dict[str, Any] = {}
+        for name in select or list(user.props):
+            if name != "manager":
+                body[name] = user.props.get(name)
+        body["id"] = user_id
+        if query.get("expand", "").startswith("manager") and user.manager is not None:
+            body["manager"] = {"@odata.type": _USER_ODATA, "id": user.manager}
+        return body
+
+    def _list_users(self, query: dict[str, str]) -> Reply:
+        match = _STARTSWITH_UPN.fullmatch(query.get("filter", "").strip())
+        if match is None:
+            return error_reply(
+                400,
+                "Request_UnsupportedQuery",
+                "Unsupported or invalid query filter clause specified for property "
+                "'userPrincipalName' of resource 'User'.",
+            )
+        prefix = match.group(1).replace("''", "'").casefold()
+        with self.lock:
+            value = [
+                self._entity(u, query)
+                for u, user in self.users.items()
+                if user.removed is None
+                and str(user.props.get("userPrincipalName", "")).casefold().startswith(prefix)
+            ]
+        return json_reply(
+            200, {"@odata.context": f"{self.base_url}/$metadata#users", "value": value}
+        )
 
     def _deleted_item(self, object_id: str) -> Reply:
         """Soft-deleted users stay in deletedItems for 30 days; permanently deleted ones not."""

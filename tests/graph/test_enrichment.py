@@ -167,8 +167,9 @@ def test_off_mode_ignores_removals(fake, settings, store, options):
 
 def test_join_by_user_name_is_case_insensitive(fake, settings, store, options):
     """GRAPH_JOIN=userName: userPrincipalName matches userName whatever the case (the index
-    holds casefolded names), also for guest UPNs with #EXT#; removals (which carry only the
-    id) are joined through the id recorded at the first enrichment."""
+    holds casefolded names), also for a guest provisioned under its full UPN (the admin mapped
+    originalUserPrincipalName; the stripped form is tests/graph/test_guests.py); removals
+    (which carry only the id) are joined through the id recorded at the first enrichment."""
     by_name = _with(settings, GRAPH_JOIN="userName")
     upn = "Meg.B_fabrikam.com#EXT#@Contoso.onmicrosoft.com"
     object_id = fake.put_user(userPrincipalName=upn, accountEnabled=True, jobTitle="Guest")

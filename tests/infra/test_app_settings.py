@@ -87,7 +87,14 @@ def test_each_exception_is_explained_in_the_template(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["SCIM_BEARER_TOKEN", "SCIM_BEARER_TOKEN_SECONDARY", "GRAPH_CLIENT_STATE"]
+    "name",
+    [
+        "SCIM_BEARER_TOKEN",
+        "SCIM_BEARER_TOKEN_SECONDARY",
+        "SCIM_APP_TOKEN",
+        "SCIM_APP_TOKEN_SECONDARY",
+        "GRAPH_CLIENT_STATE",
+    ],
 )
 def test_secrets_are_key_vault_references(name: str) -> None:
     """The tokens and the Graph clientState live in Key Vault; the app settings only point at

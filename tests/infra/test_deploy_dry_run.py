@@ -21,8 +21,8 @@ TENANT = "11111111-2222-3333-4444-555555555555"
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{64}")
 
 
-def dry_run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": "/nonexistent"}  # no az, no pip on PATH: nothing can run
+def dry_run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env or {}), "PATH": "/nonexistent"}  # no az, no pip: nothing can run
     return subprocess.run(
         [sys.executable, "-m", "infra.deploy", *args, "--dry-run"],
         cwd=ROOT,
@@ -98,7 +98,13 @@ def test_deploy_never_shows_a_token(deploy_output: str) -> None:
 def test_deploy_passes_secrets_through_a_file(deploy_output: str) -> None:
     sets = [c for c in commands(deploy_output) if c.startswith("az keyvault secret set")]
     names = [c.split(" --name ")[1].split()[0] for c in sets]
-    assert names == ["scim-bearer-token", "scim-bearer-token-secondary", "graph-client-state"]
+    assert names == [
+        "scim-bearer-token",
+        "scim-bearer-token-secondary",
+        "graph-client-state",
+        "scim-app-token",
+        "scim-app-token-secondary",
+    ]
     assert all("--file" in c and "--output none" in c for c in sets)
 
 

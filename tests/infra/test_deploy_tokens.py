@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,23 @@ class FakeAz:
         self.secret_files: list[str] = []
         self.published: list[str] = []
         self.restarts = 0
+        self.secret_updated: dict[str, str] = {}  # name -> attributes.updated (ISO 8601)
+        self.workbook_id = (
+            "/subscriptions/s/resourceGroups/rg-scim-contoso/providers/"
+            "Microsoft.Insights/workbooks/0f1e2d3c-0000-4000-8000-000000000000"
+        )
+        # Resource groups: contoso's as the deploy tool tags it, and one azd made (no tenant tag).
+        self.groups: dict[str, dict[str, Any]] = {
+            "rg-scim-contoso": {
+                "location": "westeurope",
+                "tags": {
+                    "scim-customer": "contoso",
+                    "scim-product": "scim-func",
+                    "scim-tenant": TENANT,
+                },
+            },
+            "rg-azd": {"location": "westeurope", "tags": {"azd-env-name": "contoso"}},
+        }
 
     def __call__(self, argv: Sequence[str]) -> tuple[int, str, str]:
         argv = list(argv)
@@ -57,8 +75,41 @@ class FakeAz:
             return 0, TENANT + "\n", ""
         if joined.startswith("az ad signed-in-user show"):
             return 0, "deployer-object-id\n", ""
+        if joined.startswith("az group exists"):
+            return 0, ("true" if argv[argv.index("--name") + 1] in self.groups else "false"), ""
+        if joined.startswith("az group show"):
+            group = self.groups.get(argv[argv.index("--name") + 1])
+            if group is None:
+                return 3, "", "(ResourceGroupNotFound) Resource group could not be found."
+            query = argv[argv.index("--query") + 1]
+            return 0, json.dumps(group["tags"] if query == "tags" else group), ""
         if joined.startswith("az group create"):
+            at = argv.index("--tags") + 1
+            tags = dict(t.split("=", 1) for t in argv[at : argv.index("--output")])
+            name, location = argv[argv.index("--name") + 1], argv[argv.index("--location") + 1]
+            self.groups[name] = {"location": location, "tags": tags}
             return 0, "", ""
+        if joined.startswith("az group list --tag scim-product=scim-func"):
+            listed = [
+                {"name": n, **g}
+                for n, g in self.groups.items()
+                if g["tags"].get("scim-product") == "scim-func"
+            ]
+            return 0, json.dumps(listed), ""
+        if joined.startswith("az resource list --tag scim-product=scim-func"):
+            return (
+                0,
+                json.dumps(
+                    [
+                        {
+                            "group": "rg-azd",
+                            "location": "westeurope",
+                            "tags": {"scim-customer": "azdco"},
+                        }
+                    ]
+                ),
+                "",
+            )
         if joined.startswith("az deployment group create"):
             return 0, json.dumps(self._outputs()), ""
         if joined.startswith("az resource list"):
@@ -87,6 +138,11 @@ class FakeAz:
             role = argv[argv.index("--tags") + 1].removeprefix("role=")
             self.secrets[argv[argv.index("--name") + 1]] = (Path(path).read_text(), role)
             return 0, "", ""
+        if joined.startswith("az keyvault secret show") and "attributes.updated" in argv:
+            name = argv[argv.index("--name") + 1]
+            return 0, self.secret_updated.get(name, "2026-01-01T00:00:00+00:00") + "\n", ""
+        if joined.startswith("az deployment group show"):
+            return 0, self.workbook_id + "\n", ""
         if joined.startswith("az keyvault secret show"):
             value, role = self.secrets[argv[argv.index("--name") + 1]]
             return 0, json.dumps({"value": value, "role": role}), ""
@@ -214,11 +270,17 @@ def test_deploy_smoke_tests_like_entra_test_connection(scim_stub: str) -> None:
     code, out = run(fake, "deploy", "contoso", "--location", "westeurope", "--tenant-id", TENANT)
     assert code == 0, out
     assert "Smoke test passed" in out
-    (path,) = ScimStub.requests
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
-    assert path.startswith("/scim/v2/Users?")
+    users, groups = ScimStub.requests
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(users).query)
+    assert users.startswith("/scim/v2/Users?")
     (user_filter,) = query["filter"]
-    assert user_filter.startswith('userName eq "') and user_filter.endswith('"')
+    # The matching attribute docs/entra-setup.md recommends; Entra filters on the matching one.
+    assert user_filter.startswith('externalId eq "') and user_filter.endswith('"')
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(groups).query)
+    assert groups.startswith("/scim/v2/Groups?")
+    assert query["excludedAttributes"] == ["members"]
+    (group_filter,) = query["filter"]
+    assert group_filter.startswith('displayName eq "') and group_filter.endswith('"')
 
 
 def test_redeploy_keeps_the_existing_token(scim_stub: str) -> None:
@@ -227,6 +289,8 @@ def test_redeploy_keeps_the_existing_token(scim_stub: str) -> None:
         deploy.PRIMARY_SECRET: ("x" * 64, "primary"),
         deploy.SECONDARY_SECRET: ("y" * 64, "disabled"),
         deploy.GRAPH_CLIENT_STATE_SECRET: ("z" * 64, "client-state"),
+        deploy.APP_TOKEN_SECRET: ("a" * 64, "app-primary"),
+        deploy.APP_TOKEN_SECONDARY_SECRET: ("b" * 64, "disabled"),
     }
     fake = AcceptStoredToken(scim_stub, existing)
     code, out = run(fake, "deploy", "contoso", "--location", "westeurope", "--tenant-id", TENANT)
@@ -454,3 +518,14 @@ def test_graph_permissions_with_contributor_deploys(scim_stub: str) -> None:
     code, out = run(fake, "graph-permissions", "contoso")
     assert code == 0, out
     assert _ran(fake, "az", "deployment", "group", "create")
+
+
+@pytest.mark.parametrize("attribute", ["externalId", "userName"], ids=["recommended", "default"])
+def test_smoke_probe_passes_against_the_app_itself(host: tuple[Any, str], attribute: str) -> None:
+    """The probe's queries are the ones the real app answers like Entra expects (Learn, "Tutorial:
+    Develop and plan provisioning for a SCIM endpoint": 200 with an empty ListResponse), served
+    by function_app's own triggers through the local host."""
+    local, token = host
+    smoke.probe(local.base_url + "/scim/v2", token, user_attribute=attribute)
+    with pytest.raises(smoke.SmokeTestFailed, match="HTTP 401"):
+        smoke.probe(local.base_url + "/scim/v2", "not-the-token")

@@ -40,6 +40,15 @@ def make_user(store: Store, user_name: str, external_id: str | None = None) -> s
     return store.create("User", doc, keys).id
 
 
+def real(store: Store, *ids: str) -> list[str]:
+    """Users with exactly these ids (userName = id): a group keeps only members that exist."""
+    docs = [
+        ({"id": i, "userName": i, "meta": {"resourceType": "User"}}, {"userName": i}) for i in ids
+    ]
+    store.bulk_load("User", docs)
+    return list(ids)
+
+
 def make_group(store: Store, name: str, members: list[Member] | None = None) -> str:
     doc = {"id": str(uuid.uuid4()), "displayName": name, "meta": {"resourceType": "Group"}}
     return store.create("Group", doc, {"displayName": name}, members or []).id
@@ -254,14 +263,15 @@ def test_group_is_created_with_its_members(store: Store) -> None:
 
 
 def test_group_created_with_more_members_than_one_transaction_holds(store: Store) -> None:
-    """An EGT holds 100 operations (two per member): the rest go in further chunks."""
-    ids = [f"user-{n}" for n in range(130)]
+    """An EGT holds 100 operations (three per member added): the rest go in further chunks."""
+    ids = real(store, *(f"user-{n}" for n in range(130)))
     gid = make_group(store, "big", [Member(i) for i in ids])
     assert members_of(store, gid) == set(ids)
 
 
 def test_member_add_is_idempotent_and_updates_display(store: Store) -> None:
     """PATCH add of an existing member is not an error (Entra re-sends adds)."""
+    real(store, "u1", "u2")
     gid = make_group(store, "g", [Member("u1", display="old")])
     group = store.get("Group", gid)
     store.replace(
@@ -279,6 +289,7 @@ def test_member_add_is_idempotent_and_updates_display(store: Store) -> None:
 
 def test_member_remove_ignores_non_members(store: Store) -> None:
     """Removing a member that is already gone must not fail the rest of the change."""
+    real(store, "u1", "u2", "u3")
     gid = make_group(store, "g", [Member("u1"), Member("u2"), Member("u3")])
     group = store.get("Group", gid)
     store.replace(
@@ -289,6 +300,7 @@ def test_member_remove_ignores_non_members(store: Store) -> None:
 
 
 def test_member_added_and_removed_in_one_change_ends_up_removed(store: Store) -> None:
+    real(store, "u1", "u2")
     gid = make_group(store, "g", [Member("u1")])
     group = store.get("Group", gid)
     store.replace(
@@ -303,6 +315,7 @@ def test_member_added_and_removed_in_one_change_ends_up_removed(store: Store) ->
 
 def test_replace_all_members(store: Store) -> None:
     """PUT /Groups/{id} replaces the whole member list."""
+    real(store, "keep", "drop", "new")
     gid = make_group(store, "g", [Member("keep", display="K"), Member("drop")])
     group = store.get("Group", gid)
     change = MemberChange(replace_all=[Member("keep", display="K2"), Member("new")])
@@ -316,6 +329,7 @@ def test_replace_all_members(store: Store) -> None:
 
 def test_large_member_change_in_one_replace(store: Store) -> None:
     """k member changes are chunked into EGTs of at most 100 operations."""
+    real(store, *(f"old-{n}" for n in range(60)), *(f"new-{n}" for n in range(120)))
     gid = make_group(store, "g", [Member(f"old-{n}") for n in range(60)])
     group = store.get("Group", gid)
     change = MemberChange(
@@ -345,6 +359,7 @@ def test_nested_group_member(store: Store) -> None:
 def test_deleting_a_user_removes_its_memberships(store: Store) -> None:
     """Deleting a user removes its memberships."""
     uid = make_user(store, "leaver")
+    real(store, "other")
     g1 = make_group(store, "g1", [Member(uid), Member("other")])
     g2 = make_group(store, "g2", [Member(uid)])
     store.delete("User", uid)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 
 import pytest
 
@@ -13,7 +12,7 @@ from scim_core import service as service_module
 from scim_core.http import ScimRequest
 from scim_core.service import ScimService
 from scim_core.store import Member, Store
-from tests.store.test_contract import make_group
+from tests.store.test_contract import make_group, user
 from tests.store.test_listing import get
 
 SIZE = 2100  # past two Table Storage responses of members
@@ -21,7 +20,10 @@ SIZE = 2100  # past two Table Storage responses of members
 
 @pytest.fixture
 def big_group(store: Store) -> tuple[str, set[str]]:
-    ids = {str(uuid.uuid4()) for _ in range(SIZE)}
+    """A group of SIZE existing users (a member that does not exist is dropped)."""
+    items = [user(f"member-{n:05}") for n in range(SIZE)]
+    store.bulk_load("User", items)
+    ids = {doc["id"] for doc, _ in items}
     return make_group(store, "big", [Member(m) for m in ids]), ids
 
 
@@ -74,7 +76,7 @@ def test_member_cursor_of_another_group_is_invalid(
 ) -> None:
     """A member cursor names its group: replayed on another group it is invalidCursor."""
     gid, _ = big_group
-    other = make_group(store, "other", [Member(str(uuid.uuid4()))])
+    other = make_group(store, "other")
     service = ScimService(store)
     resp = service.handle(
         ScimRequest("GET", f"/Groups/{gid}", "https://h/scim", query={"cursor": "", "count": "5"})

@@ -12,12 +12,13 @@ import pytest
 
 from scim_core.store import INLINE_MEMBERS, Member, MemberChange, Store
 from scim_core.store.table import TableStore
+from tests.store.test_contract import real
 
 
 def big_group(store: Store, size: int) -> str:
     doc = {"id": str(uuid.uuid4()), "displayName": "big", "meta": {"resourceType": "Group"}}
     created = store.create("Group", doc, {"displayName": "big"})
-    members = [Member(str(uuid.UUID(int=i + 1))) for i in range(size)]
+    members = [Member(i) for i in real(store, *(str(uuid.UUID(int=i + 1)) for i in range(size)))]
     store.replace("Group", created.doc, created.keys, created.etag, MemberChange(add=members))
     return created.id
 

@@ -76,7 +76,7 @@ def test_concurrent_first_writes_all_land(fresh: TableStore) -> None:
 def test_group_member_change_after_creation_on_demand(fresh: TableStore) -> None:
     gid = str(uuid.uuid4())
     group = fresh.create("Group", {"id": gid, "displayName": "g", "meta": {}}, {"displayName": "g"})
-    member = Member(str(uuid.uuid4()))
+    member = Member(fresh.create("User", *_user(2)).id)
     fresh.replace("Group", group.doc, group.keys, group.etag, MemberChange(add=[member]))
     assert fresh.list_members(gid) == [member]
 

@@ -56,9 +56,10 @@ def setup() -> tuple[ScimService, CountingStore, dict[str, str]]:
         service, "POST", "/Groups", {"displayName": "Sales", "members": [{"value": ids["u0"]}]}
     )
     ids["g"] = group["id"]
-    many = [{"value": ids["u0"]}] + [
-        {"value": f"00000000-0000-4000-8000-{i:012d}"} for i in range(120)
+    others = [
+        call(service, "POST", "/Users", {"userName": f"many{i}@x.com"})[1]["id"] for i in range(120)
     ]
+    many = [{"value": ids["u0"]}] + [{"value": other} for other in others]
     _, big = call(service, "POST", "/Groups", {"displayName": "Big", "members": many})
     ids["big"] = big["id"]
     store.calls.clear()

@@ -77,15 +77,17 @@ def add_member(member: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_lost_race_without_if_match_is_retried(method: str) -> None:
-    service, store, gid = make_group(races=3)
+    service, store, gid = make_group(races=0)
+    _, user = call(service, "POST", "/Users", {"userName": "u1"})
+    store.races = 3
     body = (
-        add_member("u1")
+        add_member(user["id"])
         if method == "PATCH"
-        else {"schemas": [GROUP], "displayName": "G", "members": [{"value": "u1"}]}
+        else {"schemas": [GROUP], "displayName": "G", "members": [{"value": user["id"]}]}
     )
     status, out = call(service, method, f"/Groups/{gid}", body)
     assert status == 200, out
-    assert [m.value for m in store.list_members(gid)] == ["u1"]
+    assert [m.value for m in store.list_members(gid)] == [user["id"]]
 
 
 def test_lost_race_with_if_match_is_412() -> None:
