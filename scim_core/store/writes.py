@@ -21,6 +21,7 @@ from scim_core.store.batch import Op, Results, transact
 from scim_core.store.documents import MAX_BATCH_OPS, TABLES, doc_rk
 from scim_core.store.errors import RowMissing, TableMissing, translated
 from scim_core.store.membership import (
+    LARGE,
     Inline,
     Pair,
     alive_rk,
@@ -29,8 +30,11 @@ from scim_core.store.membership import (
     inline_of,
     is_alive_check,
     may_be_gone,
+    member_order,
+    member_pair,
+    with_inline,
 )
-from scim_core.store.protocol import MemberChange, Stored
+from scim_core.store.protocol import INLINE_MEMBERS, Member, MemberChange, Stored
 
 _PARTITIONS = {"users": "User", "groups": "Group"}
 _IF_MATCH = MatchConditions.IfNotModified
@@ -47,6 +51,14 @@ class Writes:
             OrderedDict()
         )
         self._known_lock = threading.Lock()
+
+    def list_members(
+        self, group_id: str, limit: int | None = None, after: str | None = None
+    ) -> list[Member]:
+        raise NotImplementedError
+
+    def groups_of(self, member_id: str) -> list[str]:
+        raise NotImplementedError
 
     def _create_missing_tables(self) -> bool:
         """Whether a missing table was created, so the failed write may be tried again."""
@@ -201,6 +213,76 @@ class Writes:
         except NotFound:
             return False
         return True
+
+    def _write_resource(
+        self,
+        rtype: str,
+        id_: str,
+        data: bytes,
+        keys: dict[str, str],
+        base: list[Op],
+        pairs: list[Pair],
+        after: Inline,
+    ) -> Stored:
+        """Writes a resource (``base[0]`` is its document) with its index rows and membership
+        pairs, keeping ``after`` (the group's members afterwards, if known) inline. A change that
+        needs several EGTs writes the document first with its members "not known", and the list
+        in the last EGT, conditional on that first write: if a later EGT never lands, or the
+        group changed in between, the members stay "not known" rather than wrong."""
+        if isinstance(after, list):
+            after = LARGE if len(after) > INLINE_MEMBERS else sorted(after, key=member_order)
+        document = base[0][1]
+        single = len(base) + sum(len(p) for p in pairs) <= MAX_BATCH_OPS
+        finish: dict[str, Any] | None = None
+        finished_inline: Inline = None  # what the last EGT keeps, if its write lands
+        if isinstance(after, list) and not single:
+            with_list, finished_inline = with_inline(document, after)
+            if finished_inline is not None:
+                finish = {"mi": with_list["mi"]}
+            after = None
+        entity, kept_inline = with_inline(document, after)
+        base[0] = (base[0][0], entity, base[0][2])
+        what = f"{rtype} {id_}"
+        # A group that ends up large keeps no list, so no learner relies on its rows mid-change.
+        group = id_ if rtype == "Group" and after != LARGE else None
+        first, finished = self._write(TABLES[rtype], base, pairs, what, rtype, group, finish)
+        stored = Stored(id_, json.loads(data), finished or first[0]["etag"], keys)
+        return self._remember(rtype, stored, finished_inline if finished else kept_inline)
+
+    def _sweep(self, rtype: str, id: str, what: str) -> list[tuple[str, Member]]:
+        """Deletes every membership row naming the resource ``id`` (as member, and as a group
+        its own); returns the memberships removed. One range read each way when there are
+        none."""
+        own = [(id, m) for m in self.list_members(id)] if rtype == "Group" else []
+        of = [(group_id, Member(id, rtype)) for group_id in self.groups_of(id)]
+        # By (group, member): a group that is its own member shows up in both lists, and an EGT
+        # may not touch one row twice.
+        links = {(group_id, m.value): m for group_id, m in [*own, *of]}
+        units: list[Pair] = []
+        for group_id, member_id in links:
+            unit = member_pair("delete", group_id, member_id)
+            if member_id == id and group_id != id:
+                # The group loses a member without a write of its own: whatever it kept inline
+                # is stale. Marked "not known" in the same EGT, without reading the group (its
+                # next member change reads its members once); this also changes its ETag.
+                unit = (forget_inline(group_id), *unit)
+            units.append(unit)
+        self._write("groups", [], units, f"memberships of {what}")
+        return [(group_id, m) for (group_id, _), m in links.items()]
+
+    def _restore(self, swept: list[tuple[str, Member]], what: str) -> None:
+        """Writes back the memberships a sweep removed (a refused If-Match delete), each group's
+        inline list marked "not known" in every EGT that writes its rows. Without liveness
+        checks: the resource was just revived, and its own members were members a moment ago."""
+        by_group: dict[str, list[Pair]] = {}
+        for group_id, member in swept:
+            by_group.setdefault(group_id, []).append(member_pair("upsert", group_id, member)[-2:])
+        single = [(forget_inline(g), *units[0]) for g, units in by_group.items() if len(units) == 1]
+        self._write("groups", [], single, f"memberships of {what}")
+        for group_id, units in by_group.items():
+            if len(units) > 1:
+                base: list[Op] = [forget_inline(group_id)]
+                self._write("groups", base, units, f"members of {what}", group=group_id)
 
 
 #: A member write whose members keep dying or reviving is tried at most this many times.

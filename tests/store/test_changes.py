@@ -11,7 +11,8 @@ from typing import Any
 
 from scim_core.http import ScimRequest
 from scim_core.indexes import mark_built
-from scim_core.service import DELETED, ScimService
+from scim_core.searches import DELETED
+from scim_core.service import ScimService
 from scim_core.store import Store, stamp
 from scim_core.store.table import TableStore
 from tests.store.test_contract import user

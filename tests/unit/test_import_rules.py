@@ -120,3 +120,10 @@ def test_function_app_cold_path_is_light() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("path", CORE + ENRICH, ids=[rel(p) for p in CORE + ENRICH])
+def test_no_module_is_over_500_lines(path: Path) -> None:
+    """The house size (STYLE.md): one concept a module, ~400 lines, none over 500."""
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= 500, f"{rel(path)} has {lines} lines: split it along a real seam"
