@@ -248,15 +248,13 @@ class Authenticator:
 
         profiles: list[_JwtProfile] = []
         issuer, audience, jwks_url = settings.jwt_issuer, settings.jwt_audience, settings.jwks_url
-        if issuer or audience or jwks_url:
-            if not (issuer and audience and jwks_url):
-                named = {
-                    "SCIM_JWT_ISSUER": issuer,
-                    "SCIM_JWT_AUDIENCE": audience,
-                    "SCIM_JWKS_URL": jwks_url,
-                }
-                missing = ", ".join(name for name, value in named.items() if not value)
-                raise ValueError(f"OAuth client-credentials mode needs {missing}")
+        oauth = {
+            "SCIM_JWT_ISSUER": issuer,
+            "SCIM_JWT_AUDIENCE": audience,
+            "SCIM_JWKS_URL": jwks_url,
+        }
+        if _all_or_none("OAuth client-credentials mode", oauth):
+            assert issuer and audience and jwks_url
             check_jwks_url(jwks_url)
             profiles.append(_JwtProfile(issuer, audience, JwksCache(jwks_url, jwks_fetcher)))
         if tenant := settings.test_only_entra_tenant_id:
@@ -278,15 +276,13 @@ class Authenticator:
             )
         app_issuer, app_audience = settings.app_jwt_issuer, settings.app_jwt_audience
         app_jwks = settings.app_jwks_url
-        if app_issuer or app_audience or app_jwks:
-            if not (app_issuer and app_audience and app_jwks):
-                named = {
-                    "SCIM_APP_JWT_ISSUER": app_issuer,
-                    "SCIM_APP_JWT_AUDIENCE": app_audience,
-                    "SCIM_APP_JWKS_URL": app_jwks,
-                }
-                missing = ", ".join(name for name, value in named.items() if not value)
-                raise ValueError(f"app-role mode needs {missing}")
+        app_mode = {
+            "SCIM_APP_JWT_ISSUER": app_issuer,
+            "SCIM_APP_JWT_AUDIENCE": app_audience,
+            "SCIM_APP_JWKS_URL": app_jwks,
+        }
+        on = _all_or_none("app-role mode", app_mode)
+        if on and app_issuer and app_audience and app_jwks:
             check_jwks_url(app_jwks)
             # A cache of its own even when the URL equals another profile's: keys are held per
             # trust domain.
@@ -398,3 +394,14 @@ class Authenticator:
             # which rights it carries.
             raise Unauthorized("invalid token: audience fits more than one credential kind")
         return matching[0]
+
+
+def _all_or_none(mode: str, settings: dict[str, str | None]) -> bool:
+    """Whether a JWT mode is on: all its settings set. Some but not all is a start-up error
+    naming the missing ones (better than a mode silently off)."""
+    missing = [name for name, value in settings.items() if not value]
+    if len(missing) == len(settings):
+        return False
+    if missing:
+        raise ValueError(f"{mode} needs {', '.join(missing)}")
+    return True

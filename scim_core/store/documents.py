@@ -28,7 +28,6 @@ from scim_core.store.protocol import (
     Stored,
     index_of,
     is_non_unique,
-    known_index,
     stamp,
 )
 
@@ -112,16 +111,6 @@ def stored_from(entity: TableEntity, members: list[Member] | None) -> Stored:
         keys,
         members=members,
     )
-
-
-def clean_keys(rtype: str, keys: Keys) -> dict[str, str]:
-    """Check the index names; drop absent (None) values."""
-    if rtype not in TABLES:
-        raise ValueError(f"unknown resource type {rtype!r}")
-    unknown = {key for key in keys if not known_index(rtype, key)}
-    if unknown:
-        raise ValueError(f"{rtype} has no index {sorted(unknown)}")
-    return {index: value for index, value in keys.items() if value is not None}
 
 
 def index_ops(rtype: str, id_: str, old: Mapping[str, str], new: Mapping[str, str]) -> list[Op]:

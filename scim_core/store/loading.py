@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from scim_core.store.batch import Op, Results
-from scim_core.store.documents import MAX_BATCH_OPS, Doc, Keys, clean_keys, doc_entity, index_ops
+from scim_core.store.documents import MAX_BATCH_OPS, Doc, Keys, doc_entity, index_ops
 from scim_core.store.membership import birth_ops, with_inline
+from scim_core.store.protocol import clean_keys
 
 MAX_BATCH_BYTES = 3 * 1024 * 1024  # the EGT payload limit is 4 MiB; binary travels as base64
 

@@ -87,7 +87,12 @@ def member_pair(verb: str, group_id: str, member: Member | str) -> Pair:
     pair: Pair = ((verb, forward, options), (verb, reverse, options))
     if verb == "upsert" and isinstance(member, Member):
         # A merge into the member's liveness row: the EGT fails (404) unless it is alive.
-        alive = {"PartitionKey": "Group", "RowKey": alive_rk(member_id), "type": member.type}
+        alive = {
+            "PartitionKey": "Group",
+            "RowKey": alive_rk(member_id),
+            "id": member_id,
+            "type": member.type,
+        }
         pair = (("update", alive, {"mode": UpdateMode.MERGE}), *pair)
     return pair
 

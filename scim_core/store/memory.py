@@ -27,9 +27,9 @@ from scim_core.store.protocol import (
     Member,
     MemberChange,
     Stored,
+    clean_keys,
     index_of,
     is_non_unique,
-    known_index,
     stamp,
 )
 
@@ -78,7 +78,7 @@ class MemoryStore:
         keys: Mapping[str, str | None],
         members: Sequence[Member] = (),
     ) -> Stored:
-        id_, text, clean = str(doc["id"]), _dump(doc), _clean_keys(rtype, keys)
+        id_, text, clean = str(doc["id"]), _dump(doc), clean_keys(rtype, keys)
         if members and rtype != "Group":
             raise ValueError("only groups have members")
         with self._lock:
@@ -105,7 +105,7 @@ class MemoryStore:
         etag: str,
         members: MemberChange = _NO_CHANGE,
     ) -> Stored:
-        id_, text, clean = str(doc["id"]), _dump(doc), _clean_keys(rtype, keys)
+        id_, text, clean = str(doc["id"]), _dump(doc), clean_keys(rtype, keys)
         if not members.empty and rtype != "Group":
             raise ValueError("only groups have members")
         with self._lock:
@@ -325,16 +325,6 @@ def _dump(value: Mapping[str, Any]) -> str:
             f"the resource is {size} bytes; the store holds at most {MAX_DOCUMENT_BYTES}"
         )
     return text
-
-
-def _clean_keys(rtype: str, keys: Mapping[str, str | None]) -> dict[str, str]:
-    """Validate index names and drop absent (None) values."""
-    if rtype not in UNIQUE_INDEXES:
-        raise ValueError(f"unknown resource type {rtype!r}")
-    unknown = {key for key in keys if not known_index(rtype, key)}
-    if unknown:
-        raise ValueError(f"{rtype} has no index {sorted(unknown)}")
-    return {index: value for index, value in keys.items() if value is not None}
 
 
 def _stored(id_: str, row: _Row, members: dict[str, Member] | None = None) -> Stored:

@@ -67,6 +67,17 @@ def known_index(rtype: str, key: str) -> bool:
     )
 
 
+def clean_keys(rtype: str, keys: Mapping[str, str | None]) -> dict[str, str]:
+    """Checks the index names (both stores refuse the same ones) and drops absent (None)
+    values."""
+    if rtype not in UNIQUE_INDEXES:
+        raise ValueError(f"unknown resource type {rtype!r}")
+    unknown = {key for key in keys if not known_index(rtype, key)}
+    if unknown:
+        raise ValueError(f"{rtype} has no index {sorted(unknown)}")
+    return {index: value for index, value in keys.items() if value is not None}
+
+
 def is_non_unique(rtype: str, index: str) -> bool:
     return index in NON_UNIQUE_INDEXES[rtype] or (
         known_index(rtype, index) and index.startswith(OPERATOR_INDEX_PREFIX)

@@ -43,7 +43,6 @@ from scim_core.store.documents import (
     TABLES,
     Doc,
     Keys,
-    clean_keys,
     doc_entity,
     doc_rk,
     encode_key,
@@ -74,6 +73,7 @@ from scim_core.store.protocol import (
     Member,
     MemberChange,
     Stored,
+    clean_keys,
     is_non_unique,
 )
 from scim_core.store.transport import RequestCounter, bound

@@ -199,12 +199,12 @@ class Writes:
         if index is not None and not (index < len(ops) and is_alive_check(ops[index])):
             return
         missing = [
-            (str(op[1]["RowKey"]), str(op[1]["type"]))
+            (str(op[1]["id"]), str(op[1]["type"]))
             for op in ops
             if is_alive_check(op) and not self._exists(table, op[1]["RowKey"])
         ]
         if missing:
-            raise NotAlive([(_member_of(rk, ops), kind) for rk, kind in missing])
+            raise NotAlive(missing)
 
     def _exists(self, table: str, row_key: str) -> bool:
         try:
@@ -297,19 +297,6 @@ class NotAlive(Exception):
         super().__init__(f"members not alive: {[m for m, _ in members]}")
         self.members = members
         self.first = False
-
-
-def _member_of(alive_row_key: str, ops: list[Op]) -> str:
-    """The member id of a liveness row key, read from the forward row the same pair writes."""
-    for op in ops:
-        entity = op[1]
-        if (
-            op[0] == "upsert"
-            and entity.get("member")
-            and alive_rk(op[1]["member"]) == alive_row_key
-        ):
-            return str(op[1]["member"])
-    raise AssertionError(f"no membership row for {alive_row_key}")
 
 
 def without_members(change: MemberChange, dead: set[str]) -> MemberChange:

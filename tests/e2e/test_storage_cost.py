@@ -17,6 +17,7 @@ from scim_core.store import INLINE_MEMBERS
 from scim_core.store.table import TableStore
 from tests.e2e.test_entra_conversation import GROUP, PATCH, entra_user
 from tests.scimclient import Client, unique
+from tests.store.test_contract import real
 
 
 @pytest.fixture
@@ -35,9 +36,7 @@ def store(scim: Client) -> TableStore:
 
 def real_users(store: TableStore, count: int) -> list[str]:
     """Users that exist (a group keeps only members that do), loaded in bulk."""
-    ids = [str(uuid.uuid4()) for _ in range(count)]
-    store.bulk_load("User", [({"id": i, "userName": i}, {"userName": i}) for i in ids])
-    return ids
+    return real(store, *(str(uuid.uuid4()) for _ in range(count)))
 
 
 def cost(store: TableStore, action: Any) -> tuple[int, Any]:
