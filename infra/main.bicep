@@ -117,6 +117,9 @@ param graphDeprovision string = 'flag'
 @description('Public URL for Graph change notifications (GRAPH_NOTIFICATION_URL). Empty: polling only.')
 param graphNotificationUrl string = ''
 
+@description('App-extension attributes written back to Entra through Graph (GRAPH_WRITEBACK), comma-separated appAttribute=graphProperty pairs, docs/graph-writeback.md. Empty: off. Needs graph-permissions.bicep with grantUserReadWriteAll=true.')
+param graphWriteback string = ''
+
 // Alerts (modules/alerts.bicep; thresholds relative to Entra's quarantine rule, docs/deploy.md).
 @description('Resource id of an action group that receives the alerts (e.g. the consultant\'s on-call group, in any subscription); empty: alerts show in the portal only.')
 param alertActionGroupId string = ''
@@ -269,6 +272,7 @@ module functionApp 'modules/functionapp.bicep' = {
     graphJoin: graphJoin
     graphDeprovision: graphDeprovision
     graphNotificationUrl: graphNotificationUrl
+    graphWriteback: graphWriteback
     graphClientStateSecretUri: keyVault.outputs.graphClientStateSecretUri
     appTokenSecretUri: keyVault.outputs.appTokenSecretUri
     appTokenSecondarySecretUri: keyVault.outputs.appTokenSecondarySecretUri

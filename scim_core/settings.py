@@ -104,6 +104,9 @@ class Settings:
     graph_deprovision: str = _setting("GRAPH_DEPROVISION", "flag")
     graph_notification_url: str | None = _setting("GRAPH_NOTIFICATION_URL")
     graph_client_state: str | None = _setting("GRAPH_CLIENT_STATE", secret=True)
+    graph_writeback: str | None = _setting("GRAPH_WRITEBACK")
+    """App-extension attributes written back to Entra through Graph, comma-separated
+    ``appAttribute=graphProperty`` pairs (docs/graph-writeback.md); unset: no write-back."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, Any]) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from scim_core.app_extension import app_user_schema
 from scim_core.auth import Authenticator
+from scim_core.graph_schema import graph_user_schema
 from scim_core.indexes import IndexSettingError
 from scim_core.router import Router
 from scim_core.schema import default_resource_types
@@ -61,13 +62,17 @@ def _seconds(text: str) -> float:
 
 def build_router(settings: Settings) -> Router:
     """The request handler of a process: the service over the configured store, behind the
-    configured authenticator, with the app-owned extension's attributes and the indexed
-    attributes from the settings."""
+    configured authenticator, with the app-owned extension's attributes, the enrichment
+    properties the instance selects (GRAPH_SELECT) and the indexed attributes from the
+    settings."""
     try:
         app_schema = app_user_schema(settings.app_extension_attributes)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    types = default_resource_types(app_extension=app_schema)
+    types = default_resource_types(
+        app_extension=app_schema,
+        graph_extension=graph_user_schema(settings.graph_select, settings.graph_join),
+    )
     try:
         service = ScimService(
             build_store(settings), types, indexed_attributes=settings.indexed_attributes

@@ -83,6 +83,7 @@ param graphSelect string
 param graphJoin string
 param graphDeprovision string
 param graphNotificationUrl string
+param graphWriteback string
 
 var alwaysReady = alwaysReadyHttpInstances > 0 ? [
   {
@@ -298,6 +299,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'GRAPH_NOTIFICATION_URL'
           value: graphNotificationUrl
+        }
+        {
+          name: 'GRAPH_WRITEBACK'
+          value: graphWriteback
         }
         // A Key Vault reference, like the tokens (the deploy tool generates the secret).
         {
