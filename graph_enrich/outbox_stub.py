@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-
-@dataclass(frozen=True)
-class Outbox:
-    queue: str
-    key: str | None
-    body: dict[str, Any]
-    replace: bool = False
-
-
-@dataclass(frozen=True)
-class OutboxEntry:
-    key: str
-    body: dict[str, Any] = field(default_factory=dict)
-    etag: str = ""
+from scim_core.store import Outbox
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph_enrich.outbox_stub import ChangeRecord, Outbox, Producer
+from graph_enrich.outbox_stub import ChangeRecord, Producer
 from graph_enrich.writeback_config import WritebackConfig
 from scim_core.schema import APP_USER_SCHEMA, GRAPH_USER_SCHEMA
+from scim_core.store import Outbox
 
 WRITEBACK_QUEUE = "wb"
 ENRICH_QUEUE = "en"

@@ -83,7 +83,9 @@ class FakeBatch:
             return error_reply(400, "BadRequest", "Invalid batch payload format.")
         if len(requests) > MAX_REQUESTS:
             return error_reply(
-                400, "BadRequest", f"Number of batch request steps exceeds the maximum of {MAX_REQUESTS}."
+                400,
+                "BadRequest",
+                f"Number of batch request steps exceeds the maximum of {MAX_REQUESTS}.",
             )
         ids = [str(r.get("id", "")).lower() for r in requests if isinstance(r, dict)]
         if len(ids) != len(requests) or "" in ids or len(set(ids)) != len(ids):

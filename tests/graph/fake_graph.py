@@ -329,7 +329,9 @@ class FakeGraph:
                 u
                 for u, user in self.users.items()
                 if user.removed is None
-                and (u == key or str(user.props.get("userPrincipalName", "")).lower() == key.lower())
+                and (
+                    u == key or str(user.props.get("userPrincipalName", "")).lower() == key.lower()
+                )
             ),
             None,
         )
