@@ -3,7 +3,7 @@
     python -m infra.deploy deploy CUSTOMER --location REGION --tenant-id GUID
         [--subscription ID] [--dry-run]
     python -m infra.deploy rotate-token CUSTOMER --stage add|retire [--dry-run]
-    python -m infra.deploy graph-permissions CUSTOMER [--group-members] [--dry-run]
+    python -m infra.deploy graph-permissions CUSTOMER [--group-members] [--writeback] [--dry-run]
     python -m infra.deploy teardown CUSTOMER [--yes] [--dry-run]
     python -m infra.deploy ensure-token CUSTOMER [--resource-group RG]   (azd postprovision hook)
     python -m infra.deploy check-name NAME                            (azd preprovision hook)
@@ -499,12 +499,14 @@ def cmd_graph_permissions(az: AzureCli, args: argparse.Namespace) -> None:
     az.run(
         "deployment group create --resource-group {rg} --name {deployment}"
         " --template-file {template} --parameters managedIdentityName={identity}"
-        " grantGroupMemberReadAll={group_members} --output none",
+        " grantGroupMemberReadAll={group_members} grantUserReadWriteAll={writeback}"
+        " --output none",
         rg=instance.resource_group,
         deployment=GRAPH_DEPLOYMENT,
         template=str(GRAPH_TEMPLATE),
         identity=instance.managed_identity,
         group_members="true" if args.group_members else "false",
+        writeback="true" if args.writeback else "false",
     )
 
 
@@ -643,6 +645,11 @@ def parser() -> argparse.ArgumentParser:
     )
     graph.add_argument(
         "--group-members", action="store_true", help="also grant GroupMember.Read.All"
+    )
+    graph.add_argument(
+        "--writeback",
+        action="store_true",
+        help="grant User.ReadWrite.All instead of User.Read.All (GRAPH_WRITEBACK)",
     )
     graph.set_defaults(handler=cmd_graph_permissions)
 
