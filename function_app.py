@@ -36,9 +36,12 @@ def router() -> Router:
     """The process-wide request handler, built on first use from the app settings."""
     global _router
     if _router is None:
+        from graph_enrich.writeback_queue import outbox_producers
         from scim_core.wiring import build_router
 
-        _router = build_router(Settings.from_env(os.environ))
+        settings = Settings.from_env(os.environ)
+        # graph_enrich's outbox queues (write-back, new users), in each change's transaction.
+        _router = build_router(settings, outbox_producers(settings))
     return _router
 
 
@@ -194,9 +197,11 @@ def not_found(req: func.HttpRequest, context: func.Context) -> func.HttpResponse
 def graph_sync(timer: func.TimerRequest) -> None:
     """Graph delta sync + enrichment on SYNC_SCHEDULE (NCRONTAB, UTC). Trouble with Graph or
     credentials is logged and recorded in the state table, never raised: SCIM is unaffected."""
-    from graph_enrich import run_sync
+    from graph_enrich import SyncOptions, run_sync
 
-    run_sync(Settings.from_env(os.environ), store())
+    # The service's outbox producers also see the users the run writes (events, no write-back).
+    options = SyncOptions(producers=router().service.producers)
+    run_sync(Settings.from_env(os.environ), store(), options)
 
 
 @app.timer_trigger(

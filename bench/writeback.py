@@ -36,7 +36,6 @@ from typing import Any
 from bench.graph_sync import _graph_user, _scim_user
 from bench.servers import BenchAzurite
 from graph_enrich import SyncOptions, run_sync
-from graph_enrich.outbox_stub import ChangeRecord
 from graph_enrich.writeback_config import WritebackConfig
 from graph_enrich.writeback_queue import (
     ENRICH_QUEUE,
@@ -44,6 +43,7 @@ from graph_enrich.writeback_queue import (
     enrichment_producer,
     writeback_producer,
 )
+from scim_core.outbox import ChangeRecord
 from scim_core.schema import APP_USER_SCHEMA
 from scim_core.settings import Settings
 from scim_core.store import Outbox
@@ -112,9 +112,7 @@ def run(work: Path, *, users: int, log: Callable[[str], None]) -> dict[str, Any]
             options = SyncOptions(credential=FakeCredential(), reconcile_every=10**7)
 
             # --- 1. write-back: users provisioned and enriched, then changed by the app -------
-            store = TableStore.from_connection_string(
-                azurite.connection_string, table_prefix="wb"
-            )
+            store = TableStore.from_connection_string(azurite.connection_string, table_prefix="wb")
             store.create_tables()
             ids = [str(uuid.uuid4()) for _ in range(users)]
             fake.bulk_users([(oid, _graph_user(n, rng)) for n, oid in enumerate(ids)])
@@ -138,9 +136,7 @@ def run(work: Path, *, users: int, log: Callable[[str], None]) -> dict[str, Any]
             )  # fmt: skip
 
             # --- 2. newcomers: provisioned after Graph's initial round saw them ----------------
-            fresh = TableStore.from_connection_string(
-                azurite.connection_string, table_prefix="en"
-            )
+            fresh = TableStore.from_connection_string(azurite.connection_string, table_prefix="en")
             fresh.create_tables()
             while run_sync(settings, fresh, options).outcome == "partial":
                 pass  # Graph's round: no SCIM user yet, every Graph user unmatched

@@ -21,7 +21,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +50,7 @@ from graph_enrich.subscription import maintain_subscription
 from graph_enrich.writeback import write_back
 from graph_enrich.writeback_config import WritebackConfig
 from scim_core.errors import ScimError
+from scim_core.outbox import Producer
 from scim_core.settings import Settings
 from scim_core.store import Store
 
@@ -79,6 +80,8 @@ class SyncOptions:
     now: Callable[[], datetime] = utc_now
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     reason: str = "timer"
+    producers: Sequence[Producer] = ()
+    """The SCIM service's outbox producers, called for every user the run writes."""
 
 
 @dataclass
@@ -205,7 +208,7 @@ class GraphSync:
         from graph_enrich.credentials import build_credential
 
         credential = self.opts.credential or build_credential(self.settings)
-        enricher = Enricher(self.store, config)
+        enricher = Enricher(self.store, config, self.opts.producers)
         with ThreadPoolExecutor(self.opts.workers, thread_name_prefix="graph-enrich") as pool:
             async with GraphClient(config, credential, self.budget, sleep=self.opts.sleep) as graph:
                 try:
@@ -254,7 +257,14 @@ class GraphSync:
         report.errors += found.errors
         if self.writeback.enabled:
             wrote = await write_back(
-                graph, self.store, config, self.writeback, self.budget, now, pool
+                graph,
+                self.store,
+                config,
+                self.writeback,
+                self.budget,
+                now,
+                pool,
+                self.opts.producers,
             )
             report.written_back, report.writeback_refused = wrote.written, wrote.refused
             report.writeback_waiting = wrote.deferred

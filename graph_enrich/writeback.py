@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -37,12 +37,14 @@ from urllib.parse import quote
 from graph_enrich.batch import Batcher, Request, Response
 from graph_enrich.budget import Budget
 from graph_enrich.config import SyncConfig
+from graph_enrich.enricher import enrichment_rows
 from graph_enrich.errors import Forbidden
 from graph_enrich.graph import REQUEST_TIMEOUT, GraphClient
 from graph_enrich.writeback_config import WritebackConfig
 from graph_enrich.writeback_queue import WRITEBACK_QUEUE
 from scim_core.errors import NotFound, PayloadTooLarge, PreconditionFailed
 from scim_core.indexes import change_stamp
+from scim_core.outbox import Producer
 from scim_core.schema import GRAPH_USER_SCHEMA
 from scim_core.store import CHANGE_INDEX, Store
 
@@ -83,14 +85,17 @@ async def write_back(
     budget: Budget,
     now: str,
     pool: ThreadPoolExecutor,
-    record: Callable[[str, dict[str, Any]], None] | None = None,
+    producers: Sequence[Producer] = (),
 ) -> Tally:
     """Send the pending write-backs, page by page, while the budget allows."""
     tally = Tally()
     batcher = Batcher(graph, budget)
     loop = asyncio.get_running_loop()
     after: str | None = None
-    recorder = record or (lambda scim_id, status: record_status(store, scim_id, status))
+
+    def recorder(scim_id: str, status: dict[str, Any]) -> None:
+        record_status(store, scim_id, status, producers)
+
     while budget.allows(2 * REQUEST_TIMEOUT):
         entries = await loop.run_in_executor(
             None, store.outbox_read, "User", WRITEBACK_QUEUE, PAGE, after
@@ -146,7 +151,9 @@ def _check_permission(answers: list[Response]) -> None:
         )
 
 
-def record_status(store: Store, scim_id: str, status: dict[str, Any]) -> None:
+def record_status(
+    store: Store, scim_id: str, status: dict[str, Any], producers: Sequence[Producer] = ()
+) -> None:
     """The outcome on the user's Graph extension (``writebackDateTime``,
     ``writebackError``), conditional on the ETag read, retried when the user changed."""
     status = dict(status)
@@ -169,9 +176,9 @@ def record_status(store: Store, scim_id: str, status: dict[str, Any]) -> None:
             "lastModified": status.get("writebackDateTime") or at or "",
         }
         try:
-            store.replace(
-                "User", new, {**stored.keys, CHANGE_INDEX: change_stamp(new)}, stored.etag
-            )
+            keys = {**stored.keys, CHANGE_INDEX: change_stamp(new)}
+            rows = enrichment_rows(producers, scim_id, stored.doc, new)
+            store.replace("User", new, keys, stored.etag, outbox=rows)
             return
         except PreconditionFailed:
             continue

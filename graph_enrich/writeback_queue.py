@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph_enrich.outbox_stub import ChangeRecord, Producer
 from graph_enrich.writeback_config import WritebackConfig
+from scim_core.outbox import ChangeRecord, Producer
 from scim_core.schema import APP_USER_SCHEMA, GRAPH_USER_SCHEMA
+from scim_core.settings import Settings
 from scim_core.store import Outbox
 
 WRITEBACK_QUEUE = "wb"
@@ -74,6 +75,11 @@ def enrichment_producer() -> Producer:
 
 
 def producers(config: WritebackConfig) -> list[Producer]:
-    """What ``function_app`` registers: enrichment of newcomers always, write-back when
-    GRAPH_WRITEBACK maps something."""
+    """Enrichment of newcomers always, write-back when GRAPH_WRITEBACK maps something."""
     return [enrichment_producer(), *([writeback_producer(config)] if config.enabled else [])]
+
+
+def outbox_producers(settings: Settings) -> list[Producer]:
+    """What ``function_app`` registers with the SCIM service (``scim_core.wiring``). A
+    GRAPH_WRITEBACK Graph would refuse is a :class:`ConfigurationError` here, at start-up."""
+    return producers(WritebackConfig.from_settings(settings))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from scim_core.indexes import (
 )
 from scim_core.listing import MAX_SCAN_ROWS
 from scim_core.messages import DEFAULT_COUNT, Query
+from scim_core.outbox import ChangeRecord, Kind, Producer, rows_for
 from scim_core.resource import Projection, etag_matches, read_input, version_of
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType, default_resource_types
 from scim_core.searches import Searches, parse_query
@@ -46,6 +48,7 @@ from scim_core.store import (
     CHANGE_INDEX,
     Member,
     MemberChange,
+    Outbox,
     Store,
     Stored,
 )
@@ -83,8 +86,13 @@ class ScimService(Searches):
         *,
         max_scan_rows: int = MAX_SCAN_ROWS,
         indexed_attributes: str = DEFAULT_INDEXED_ATTRIBUTES,
+        producers: Sequence[Producer] = (),
     ):
         self.store = store
+        #: Outbox producers (scim_core/outbox.py): their rows go in each change's transaction.
+        self.producers = list(producers)
+        #: The SCIM event URIs the producers issue, for ServiceProviderConfig (RFC 9967 §3).
+        self.event_uris: tuple[str, ...] = ()
         self.types = types or default_resource_types()
         self.clock = clock
         #: Operator-chosen indexes (``SCIM_INDEXED_ATTRIBUTES``): written with every user; used
@@ -124,7 +132,8 @@ class ScimService(Searches):
             )
         if head in ("serviceproviderconfig", "schemas", "resourcetypes"):
             self._allow(req, "GET")
-            return json_response(200, discovery.serve(self.types, head, rest, req.base_url))
+            body = discovery.serve(self.types, head, rest, req.base_url, self.event_uris)
+            return json_response(200, body)
         raise NotFound(f"no SCIM endpoint at {req.path!r}")
 
     _allow = staticmethod(allow)
@@ -210,7 +219,12 @@ class ScimService(Searches):
         now = self.clock()
         doc["id"] = str(uuid.uuid4())
         doc["meta"] = {"resourceType": rtype.name, "created": now, "lastModified": now}
-        stored = self.store.create(rtype.name, doc, self.keys(rtype, doc), members or ())
+        record = self._record(req, rtype, doc["id"], "create", None, doc)
+        if members:
+            record = replace(record, members=MemberChange(replace_all=members))
+        stored = self.store.create(
+            rtype.name, doc, self.keys(rtype, doc), members or (), self._rows(record)
+        )
         body = self.render(rtype, stored, req.base_url, Projection(rtype), members=members or [])
         return json_response(
             201, body, {"ETag": version_of(stored.etag), "Location": body["meta"]["location"]}
@@ -237,7 +251,10 @@ class ScimService(Searches):
             # RFC 7644 §3.5.1: PUT leaves out what the client omits. Membership is the exception:
             # a PUT without "members" keeps them, so a client that never reads members back
             # (Entra) cannot wipe a 100k-member group by accident.
-            return self.store.replace(rtype.name, new, self.keys(rtype, new), stored.etag, change)
+            record = self._record(req, rtype, rid, "put", stored.doc, new, change)
+            return self.store.replace(
+                rtype.name, new, self.keys(rtype, new), stored.etag, change, self._rows(record)
+            )
 
         new = self._retry_unconditional(req, write)
         out = self.render(rtype, new, req.base_url, Projection(rtype))
@@ -266,8 +283,14 @@ class ScimService(Searches):
             doc["id"] = rid
             doc["meta"] = {**stored.doc.get("meta", {}), "lastModified": self.clock()}
             doc = settle(rtype, req.app_write, stored.doc, doc)
+            record = self._record(req, rtype, rid, "patch", stored.doc, doc, result.members)
             return self.store.replace(
-                rtype.name, doc, self.keys(rtype, doc), stored.etag, result.members
+                rtype.name,
+                doc,
+                self.keys(rtype, doc),
+                stored.etag,
+                result.members,
+                self._rows(record),
             )
 
         new = self._retry_unconditional(req, write)
@@ -301,16 +324,42 @@ class ScimService(Searches):
         raise AssertionError("unreachable")
 
     def delete(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
-        etag = None
+        etag, before = None, None
         if req.headers.get("if-match"):
             stored = self._get(rtype, rid)
             self._check_if_match(req, stored)
-            etag = stored.etag
+            etag, before = stored.etag, stored.doc
+        record = self._record(req, rtype, rid, "delete", before, None)
         try:
-            self.store.delete(rtype.name, rid, etag)
+            self.store.delete(rtype.name, rid, etag, self._rows(record))
         except NotFound:
             raise NotFound(f"{rtype.name} {rid!r} not found") from None
         return ScimResponse(204, b"", {})
+
+    # --- outbox -------------------------------------------------------------------------------
+    @staticmethod
+    def _record(
+        req: ScimRequest,
+        rtype: ResourceType,
+        rid: str,
+        kind: Kind,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        members: MemberChange | None = None,
+    ) -> ChangeRecord:
+        return ChangeRecord(
+            rtype.name,
+            rid,
+            kind,
+            before,
+            after,
+            origin="app" if req.app_write else "provisioning",
+            members=members or MemberChange(),
+            txn=req.txn or uuid.uuid4().hex,
+        )
+
+    def _rows(self, record: ChangeRecord) -> list[Outbox]:
+        return rows_for(self.producers, record)
 
     # --- rendering ----------------------------------------------------------------------------
     def render(

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from graph_enrich.outbox_stub import ChangeRecord
-from graph_enrich.writeback_config import WritebackConfig
-from graph_enrich.writeback_queue import producers
+from graph_enrich.writeback_queue import outbox_producers
 from scim_core.app_extension import app_user_schema
 from scim_core.graph_schema import graph_user_schema
 from scim_core.http import ScimRequest
@@ -46,16 +44,10 @@ def service(store: Store, settings: Settings) -> ScimService:
         app_extension=app_user_schema(settings.app_extension_attributes),
         graph_extension=graph_user_schema(settings.graph_select, settings.graph_join),
     )
-    svc = ScimService(store, types)
-    # TEMPORARY until issue 13's ScimService calls registered producers in the write's own
-    # transaction: _send calls them after the write (same rows, not yet transactional).
-    svc._i14_producers = producers(WritebackConfig.from_settings(settings))  # type: ignore[attr-defined]
-    return svc
+    return ScimService(store, types, producers=outbox_producers(settings))
 
 
 def _send(svc: ScimService, method: str, path: str, body: Any, *, app: bool) -> dict[str, Any]:
-    rid = path.split("/")[2] if path.count("/") == 2 else None
-    before = svc.store.get("User", rid).doc if rid else None
     response = svc.handle(
         ScimRequest(
             method,
@@ -68,18 +60,6 @@ def _send(svc: ScimService, method: str, path: str, body: Any, *, app: bool) -> 
     )
     assert response.status in (200, 201), response.body
     out = dict(json.loads(response.body))
-    after = svc.store.get("User", out["id"]).doc
-    change = ChangeRecord(
-        "User",
-        out["id"],
-        "create" if method == "POST" else "patch",
-        before,
-        after,
-        "app" if app else "provisioning",
-    )
-    rows = [row for produce in svc._i14_producers for row in produce(change)]  # type: ignore[attr-defined]
-    if rows:
-        svc.store.outbox_put("User", rows)
     return out
 
 
