@@ -319,3 +319,24 @@ def test_batch_envelope_is_the_documented_json(
     assert len({r["id"] for r in batch}) == 2
     assert all(r["headers"] == {"Content-Type": "application/json"} for r in batch)
     assert json.dumps(batch)  # JSON all the way
+
+
+def test_whole_batch_throttled_is_retried(
+    fake: FakeGraph,
+    store: MemoryStore,
+    wb_settings: Settings,
+    run_options: SyncOptions,
+    sleeps: Any,
+) -> None:
+    """Graph may also throttle the ``POST /$batch`` itself (429 with Retry-After on the
+    envelope): the whole batch is sent again after the wait."""
+    oid = fake.put_user(userPrincipalName="env@contoso.com")
+    svc = service(store, wb_settings)
+    app_write(svc, entra_create(svc, "env@contoso.com", oid), badgeId="B-8")
+    sync(wb_settings, store, run_options)  # the newcomer's batch out of the way
+    app_write(svc, svc.store.lookup("User", "externalId", oid)[0], badgeId="B-9")
+    fake.fail(Fault(429, "TooManyRequests", retry_after=5, match=lambda m, p: p.endswith("$batch")))
+    report = sync(wb_settings, store, run_options)
+    assert report.written_back == 1, report.summary()
+    assert 5 in sleeps.waits
+    assert fake.users[oid].props["employeeId"] == "B-9"
