@@ -197,11 +197,9 @@ def not_found(req: func.HttpRequest, context: func.Context) -> func.HttpResponse
 def graph_sync(timer: func.TimerRequest) -> None:
     """Graph delta sync + enrichment on SYNC_SCHEDULE (NCRONTAB, UTC). Trouble with Graph or
     credentials is logged and recorded in the state table, never raised: SCIM is unaffected."""
-    from graph_enrich import SyncOptions, run_sync
+    from graph_enrich import run_sync
 
-    # The service's outbox producers also see the users the run writes (events, no write-back).
-    options = SyncOptions(producers=router().service.producers)
-    run_sync(Settings.from_env(os.environ), store(), options)
+    run_sync(Settings.from_env(os.environ), store())
 
 
 @app.timer_trigger(

@@ -67,10 +67,10 @@ class Enricher:
     ) -> None:
         self.store = store
         self.config = config
-        #: The SCIM service's outbox producers (scim_core/outbox.py): an enrichment is a change
-        #: like any other (events see it), written with origin ``enrichment``, which the
-        #: write-back producer never queues (graph_enrich/writeback_queue.py: no loop).
-        self.producers = tuple(producers)
+        #: Outbox producers (scim_core/producers.py): an enrichment is a committed change too,
+        #: so it writes its event in its own transaction, with origin "enrichment" (which the
+        #: write-back producer never queues: graph_enrich/writeback_queue.py, no loop).
+        self.producers = list(producers)
 
     def apply(self, change: Change, policy: Policy) -> Outcome:
         if change.removed is not None and self.config.deprovision == "off":

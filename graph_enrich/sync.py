@@ -21,7 +21,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,8 +49,9 @@ from graph_enrich.state import (
 from graph_enrich.subscription import maintain_subscription
 from graph_enrich.writeback import write_back
 from graph_enrich.writeback_config import WritebackConfig
+from graph_enrich.writeback_queue import outbox_producers
 from scim_core.errors import ScimError
-from scim_core.outbox import Producer
+from scim_core.producers import producers
 from scim_core.settings import Settings
 from scim_core.store import Store
 
@@ -80,8 +81,6 @@ class SyncOptions:
     now: Callable[[], datetime] = utc_now
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     reason: str = "timer"
-    producers: Sequence[Producer] = ()
-    """The SCIM service's outbox producers, called for every user the run writes."""
 
 
 @dataclass
@@ -208,7 +207,13 @@ class GraphSync:
         from graph_enrich.credentials import build_credential
 
         credential = self.opts.credential or build_credential(self.settings)
-        enricher = Enricher(self.store, config, self.opts.producers)
+        try:
+            # The SCIM side's list (function_app): scim_core's and graph_enrich's producers.
+            writers = [*producers(self.settings), *outbox_producers(self.settings)]
+        except ValueError as exc:  # SCIM_EVENTS; the SCIM side refuses to start on it too
+            raise ConfigurationError(str(exc)) from None
+        self.writers = writers
+        enricher = Enricher(self.store, config, writers)
         with ThreadPoolExecutor(self.opts.workers, thread_name_prefix="graph-enrich") as pool:
             async with GraphClient(config, credential, self.budget, sleep=self.opts.sleep) as graph:
                 try:
@@ -264,7 +269,7 @@ class GraphSync:
                 self.budget,
                 now,
                 pool,
-                self.opts.producers,
+                self.writers,
             )
             report.written_back, report.writeback_refused = wrote.written, wrote.refused
             report.writeback_waiting = wrote.deferred

@@ -12,6 +12,7 @@ from scim_core.events.tokens import SetEncoder
 from scim_core.graph_schema import graph_user_schema
 from scim_core.indexes import IndexSettingError
 from scim_core.outbox import Producer
+from scim_core.producers import event_producer, producers
 from scim_core.router import Router
 from scim_core.schema import default_resource_types
 from scim_core.service import ScimService
@@ -65,11 +66,11 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_router(settings: Settings, producers: Sequence[Producer] = ()) -> Router:
+def build_router(settings: Settings, extra_producers: Sequence[Producer] = ()) -> Router:
     """The request handler of a process: the service over the configured store, behind the
     configured authenticator, with the app-owned extension's attributes, the enrichment
     properties the instance selects (GRAPH_SELECT) and the indexed attributes from the
-    settings. ``producers``: outbox producers besides the events' (graph_enrich's write-back
+    settings. ``extra_producers``: outbox producers besides scim_core's (graph_enrich's write-back
     and newcomer queues, which ``function_app`` passes in: scim_core never imports
     graph_enrich)."""
     try:
@@ -86,7 +87,7 @@ def build_router(settings: Settings, producers: Sequence[Producer] = ()) -> Rout
             build_store(settings),
             types,
             indexed_attributes=settings.indexed_attributes,
-            producers=[*([producer] if producer.enabled else []), *producers],
+            producers=[*producers(settings), *extra_producers],
         )
     except IndexSettingError as exc:
         raise ConfigurationError(str(exc)) from exc
@@ -105,7 +106,7 @@ def _events(settings: Settings) -> tuple[EventProducer, SetEncoder | None]:
     """The event producer (``SCIM_EVENTS``) and, when events are on, the SET encoder; a
     setting that cannot work is a start-up error, not a failed delivery later."""
     try:
-        producer = EventProducer(settings.events)
+        producer = event_producer(settings)
         encoder = SetEncoder.from_settings(settings) if producer.enabled else None
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None

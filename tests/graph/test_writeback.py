@@ -251,7 +251,6 @@ def test_no_loop_across_three_delta_rounds(
     returning old one does not overwrite; round 3 writes that and nothing else."""
     oid = fake.put_user(userPrincipalName="loop@contoso.com", employeeId="HR-0")
     svc = service(any_store, wb_settings)
-    run_options.producers = svc.producers  # as function_app passes them: the sync's writes too
     scim_id = entra_create(svc, "loop@contoso.com", oid)
     app_write(svc, scim_id, badgeId="B-1")
 
@@ -280,7 +279,6 @@ def test_entra_and_sync_writes_queue_nothing(
     that leaves the mapped attributes as they were."""
     oid = fake.put_user(userPrincipalName="ent@contoso.com", jobTitle="Engineer")
     svc = service(store, wb_settings)
-    run_options.producers = svc.producers
     scim_id = entra_create(svc, "ent@contoso.com", oid)
     sync(wb_settings, store, run_options)  # enrichment writes the Graph extension
     assert pending(store) == []
