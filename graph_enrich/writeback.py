@@ -108,7 +108,10 @@ async def write_back(
         for entry in entries:
             key = graph_key(entry.body.get("join") or {}, config)
             if key is None:
-                statuses[entry.key] = {"writebackError": f"no {config.join} to join to Graph"}
+                statuses[entry.key] = {
+                    "writebackError": f"the user has no {config.join} to join to Graph",
+                    "writebackAt": now,
+                }
             else:
                 requests.append(Request(entry.key, "PATCH", user_url(key), entry.body["patch"]))
         answers = await batcher.send(requests)

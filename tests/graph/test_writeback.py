@@ -338,3 +338,17 @@ def test_whole_batch_throttled_is_retried(
     assert report.written_back == 1, report.summary()
     assert 5 in sleeps.waits
     assert fake.users[oid].props["employeeId"] == "B-9"
+
+
+def test_user_without_join_key_is_refused_on_the_user(
+    fake: FakeGraph, store: MemoryStore, wb_settings: Settings, run_options: SyncOptions
+) -> None:
+    """No externalId (GRAPH_JOIN=externalId) and not enriched yet: nothing names the Entra
+    user, so nothing is sent; the user says why and the row goes."""
+    svc = service(store, wb_settings)
+    scim_id = entra_create(svc, "nokey@contoso.com", None)
+    app_write(svc, scim_id, badgeId="B-0")
+    report = sync(wb_settings, store, run_options)
+    assert report.writeback_refused == 1 and patches(fake) == []
+    assert "no externalId" in graph_ext(store, scim_id)["writebackError"]
+    assert pending(store) == []

@@ -63,14 +63,15 @@ def _send(svc: ScimService, method: str, path: str, body: Any, *, app: bool) -> 
     return out
 
 
-def entra_create(svc: ScimService, user_name: str, external_id: str) -> str:
+def entra_create(svc: ScimService, user_name: str, external_id: str | None) -> str:
     """POST /Users as Entra sends it (externalId = the Entra object id)."""
     body = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": user_name,
-        "externalId": external_id,
         "active": True,
     }
+    if external_id is not None:
+        body["externalId"] = external_id
     return str(_send(svc, "POST", "/Users", body, app=False)["id"])
 
 
