@@ -101,6 +101,12 @@ def _events(settings: Settings) -> tuple[EventProducer, SetEncoder | None]:
         raise ConfigurationError(str(exc)) from None
     if producer.enabled:
         _number("SCIM_EVENTS_RETENTION_DAYS", settings.events_retention_days, 0.01, 3650)
+        from scim_core.events.push import PushConfig
+
+        try:
+            PushConfig.from_settings(settings)  # a push that cannot work fails here, not later
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
     return producer, encoder
 
 
