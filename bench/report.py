@@ -60,6 +60,18 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     if "app" in r:
         for op, ratio in app_growth_ratios(r["app"]).items():
             _target(out, f"app growth largest/smallest p50: {op}", ratio, "<= 1.2", ratio <= 1.2)
+    if "events" in r:
+        ev = r["events"]
+        same = all(v["off"] == v["on"] for v in ev["writes"].values())
+        _target(
+            out,
+            "storage requests per write, events on / off",
+            "equal" if same else "differ",
+            "equal",
+            same,
+        )
+        ratio = round(ev["growth"]["ratio"], 3)
+        _target(out, "events poll growth with the backlog", ratio, "<= 1.2", ratio <= 1.2)
     if "protocol_cpu" in r:
         for op in CPU_OPS:
             ratio = r["protocol_cpu"][op]["ratio"]
@@ -281,6 +293,10 @@ def markdown(r: dict[str, Any]) -> str:
             f"{cs['ours']['graph_modules'] or 'none'}.",
             "",
         ]
+    if "events" in r:
+        from bench.events import markdown as events_markdown
+
+        lines += events_markdown(r["events"])
     if r.get("targets"):
         met = sum(t["met"] for t in r["targets"])
         lines += [
