@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from enum import StrEnum
 
 from graph_enrich.config import SyncConfig
@@ -29,6 +30,7 @@ from graph_enrich.guests import candidate_user_names, is_guest_upn
 from graph_enrich.state import ID_MAP
 from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from scim_core.indexes import change_stamp
+from scim_core.outbox import ChangeRecord, Producer, rows_for
 from scim_core.store import CHANGE_INDEX, Store
 
 log = logging.getLogger("graph_enrich")
@@ -51,9 +53,14 @@ class Outcome(StrEnum):
 
 
 class Enricher:
-    def __init__(self, store: Store, config: SyncConfig) -> None:
+    def __init__(
+        self, store: Store, config: SyncConfig, producers: Sequence[Producer] = ()
+    ) -> None:
         self.store = store
         self.config = config
+        #: Outbox producers (scim_core/producers.py): an enrichment is a committed change too,
+        #: so it writes its event in its own transaction, with origin "enrichment".
+        self.producers = list(producers)
 
     def apply(self, change: Change, policy: Policy) -> Outcome:
         if change.removed is not None and self.config.deprovision == "off":
@@ -100,7 +107,9 @@ class Enricher:
                 # The enrichment never changes userName, externalId or an indexed attribute:
                 # the keys stay as read, but for the change index (it sets lastModified).
                 keys = {**stored.keys, CHANGE_INDEX: change_stamp(new)}
-                self.store.replace("User", new, keys, stored.etag)
+                record = ChangeRecord("User", scim_id, "patch", stored.doc, new, "enrichment")
+                rows = rows_for(self.producers, record)
+                self.store.replace("User", new, keys, stored.etag, outbox=rows)
             except PreconditionFailed:
                 continue
             except NotFound:

@@ -47,6 +47,7 @@ from graph_enrich.state import (
 )
 from graph_enrich.subscription import maintain_subscription
 from scim_core.errors import ScimError
+from scim_core.producers import producers
 from scim_core.settings import Settings
 from scim_core.store import Store
 
@@ -189,7 +190,11 @@ class GraphSync:
         from graph_enrich.credentials import build_credential
 
         credential = self.opts.credential or build_credential(self.settings)
-        enricher = Enricher(self.store, config)
+        try:
+            writers = producers(self.settings)
+        except ValueError as exc:  # SCIM_EVENTS; the SCIM side refuses to start on it too
+            raise ConfigurationError(str(exc)) from None
+        enricher = Enricher(self.store, config, writers)
         with ThreadPoolExecutor(self.opts.workers, thread_name_prefix="graph-enrich") as pool:
             async with GraphClient(config, credential, self.budget, sleep=self.opts.sleep) as graph:
                 try:

@@ -55,6 +55,8 @@ from scim_core.store import (
 
 #: The ListResponse member of a change poll that lists resources deleted since its time.
 DELETED = "urn:scimfunc:api:messages:1.0:Deleted"
+#: Most members whose ``display`` one response resolves (a point read each, concurrent).
+NAMED_MEMBERS = 1000
 #: Members one response carries at most (a group's GET, or each group of a list page); a larger
 #: group's members are paged with a cursor (``ScimService._member_page``).
 MAX_MEMBERS_RETURNED = 10_000
@@ -167,7 +169,10 @@ class ScimService(Searches):
                 members, link = self._member_page(stored, query, req.base_url)
                 if link:
                     headers["Link"] = link
-            body = self.render(rtype, stored, req.base_url, projection, members=members)
+            named = members is not None  # a member page: names (see render)
+            body = self.render(
+                rtype, stored, req.base_url, projection, members=members, names=named
+            )
             return json_response(200, body, headers)
         if req.method == "PUT":
             return self.replace(req, rtype, rid)
@@ -369,9 +374,18 @@ class ScimService(Searches):
         base_url: str,
         projection: Projection,
         members: list[Member] | None = None,
+        names: bool = False,
     ) -> dict[str, Any]:
         """The wire form of a stored resource, projected. Reads members / groups only when the
-        projection returns them (``excludedAttributes=members`` never reads member rows)."""
+        projection returns them (``excludedAttributes=members`` never reads member rows).
+
+        A user's ``groups`` carry each group's ``display`` (one point read of a small property
+        per group, sent concurrently): an app needs no second lookup. ``names``: a group's
+        members carry their ``display`` too: on the member pages an app reads
+        (``GET /Groups/{id}?attributes=members&cursor=``, at most :data:`NAMED_MEMBERS` a page).
+        Not on a plain GET or a write's response: Entra never reads member names, its member
+        PATCHes must not pay a read per member, and a client that compares the members it
+        wrote with those it reads back (scim2-tester does) sees what it wrote."""
         doc = stored.doc
         out: dict[str, Any] = {"schemas": [rtype.core.id]}
         kept = {s.id for s in rtype.server_maintained_extensions()}
@@ -397,11 +411,16 @@ class ScimService(Searches):
                 members = stored.members
             if members is None:
                 members = self._all_members(stored.id)
+            if names and len(members) <= NAMED_MEMBERS:
+                members = self._named(members)
             out["members"] = [self._member(m, base_url) for m in members]
         if rtype.name == "User" and projection.wants_groups():
+            groups = self.store.groups_of(stored.id)
+            known = self.store.display_names("Group", groups) if groups else {}
             out["groups"] = [
                 {"value": g, "$ref": f"{base_url}/Groups/{g}", "type": "direct"}
-                for g in self.store.groups_of(stored.id)
+                | ({"display": known[g]} if g in known else {})
+                for g in groups
             ]
         return projection.apply(out)
 
@@ -444,6 +463,18 @@ class ScimService(Searches):
         cursor = codec.issue(digest, Position(members[-1].value, at.returned + len(members)))
         url = f"{base_url}/Groups/{stored.id}?attributes=members&count={count}&cursor={cursor}"
         return members, f'<{url}>; rel="next"'
+
+    def _named(self, members: list[Member]) -> list[Member]:
+        """``members`` with the ``display`` of each that has none stored (Entra sends none)."""
+        names: dict[str, str] = {}
+        for kind in ("User", "Group"):
+            ids = [m.value for m in members if not m.display and m.type == kind]
+            if ids:
+                names.update(self.store.display_names(kind, ids))
+        return [
+            m if m.display or m.value not in names else replace(m, display=names[m.value])
+            for m in members
+        ]
 
     @staticmethod
     def _member(m: Member, base_url: str) -> dict[str, Any]:

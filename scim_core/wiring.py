@@ -8,6 +8,7 @@ from scim_core.auth import Authenticator
 from scim_core.events.record import EventProducer
 from scim_core.events.tokens import SetEncoder
 from scim_core.indexes import IndexSettingError
+from scim_core.producers import event_producer, producers
 from scim_core.router import Router
 from scim_core.schema import default_resource_types
 from scim_core.service import ScimService
@@ -76,7 +77,7 @@ def build_router(settings: Settings) -> Router:
             build_store(settings),
             types,
             indexed_attributes=settings.indexed_attributes,
-            producers=[producer] if producer.enabled else [],
+            producers=producers(settings),
         )
     except IndexSettingError as exc:
         raise ConfigurationError(str(exc)) from exc
@@ -95,7 +96,7 @@ def _events(settings: Settings) -> tuple[EventProducer, SetEncoder | None]:
     """The event producer (``SCIM_EVENTS``) and, when events are on, the SET encoder; a
     setting that cannot work is a start-up error, not a failed delivery later."""
     try:
-        producer = EventProducer(settings.events)
+        producer = event_producer(settings)
         encoder = SetEncoder.from_settings(settings) if producer.enabled else None
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None

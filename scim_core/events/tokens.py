@@ -5,8 +5,8 @@ Claims (RFC 8417 §2.2, RFC 9967 §2):
 - ``jti``: the row's identity, ``U<key>`` or ``G<key>`` (the partition and the row's key), so an
   ``ack`` names the row to remove without any lookup; unique because keys are.
 - ``iat``: when the change committed (the key's time), seconds; ``toe`` (time of event) the
-  same. Redelivery does not change either: the same SET is sent again, byte for byte unless
-  the signing key changed.
+  same. Redelivery does not change either: the same claims are sent again (the payload byte
+  for byte; an ES256 signature is randomised, so the signature part may differ).
 - ``iss`` / ``aud``: ``SCIM_EVENTS_ISSUER`` / ``SCIM_EVENTS_AUDIENCE``.
 - ``txn`` (RFC 8417 §2.2): one per SCIM request, shared by the events of one Bulk request.
 - ``sub_id``: RFC 9967 §2.1's subject, ``{"format": "scim", "uri": "/Users/<id>"}`` (and the

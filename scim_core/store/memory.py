@@ -32,6 +32,7 @@ from scim_core.store.protocol import (
     Stored,
     check_queue,
     clean_keys,
+    display_name,
     event_key,
     index_of,
     is_non_unique,
@@ -231,6 +232,12 @@ class MemoryStore:
             self.create(rtype, doc, keys)
             count += 1
         return count
+
+    def display_names(self, rtype: str, ids: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            rows = {id_: self._rows.get((rtype, id_)) for id_ in ids}
+        names = {id_: display_name(json.loads(row.json)) for id_, row in rows.items() if row}
+        return {id_: name for id_, name in names.items() if name is not None}
 
     # --- outbox -------------------------------------------------------------------------------
     def outbox_read(

@@ -1,4 +1,4 @@
-"""The Table store's outbox rows and state records.
+"""The Table store's outbox rows, display names and state records.
 
 Outbox rows (:class:`~scim_core.store.protocol.Outbox`) live in the partition of the resource
 whose change wrote them, RowKey ``ob|<queue>|<key>``, so they can go in that change's
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.core import MatchConditions
@@ -22,7 +23,15 @@ from azure.data.tables import UpdateMode
 
 from scim_core.errors import NotFound, PreconditionFailed
 from scim_core.store.batch import Op
-from scim_core.store.documents import MAX_BATCH_OPS, TABLES, encode_key, pack, unpack
+from scim_core.store.documents import (
+    DISPLAY,
+    MAX_BATCH_OPS,
+    TABLES,
+    doc_rk,
+    encode_key,
+    pack,
+    unpack,
+)
 from scim_core.store.errors import RowMissing, TableMissing, translated
 from scim_core.store.paging import first_page
 from scim_core.store.protocol import (
@@ -30,11 +39,14 @@ from scim_core.store.protocol import (
     Outbox,
     OutboxEntry,
     check_queue,
+    display_name,
     event_key,
 )
 from scim_core.store.writes import Writes
 
 _IF_MATCH = MatchConditions.IfNotModified
+#: Sends the point reads of :meth:`OutboxRows.display_names` concurrently.
+_NAMES = ThreadPoolExecutor(max_workers=16, thread_name_prefix="scim-names")
 
 
 def outbox_rk(queue: str, key: str) -> str:
@@ -129,6 +141,28 @@ class OutboxRows(Writes):
         ops = outbox_ops(rtype, rows, None, None)
         for start in range(0, len(ops), MAX_BATCH_OPS):
             self._submit(TABLES[rtype], ops[start : start + MAX_BATCH_OPS], "outbox")
+
+    # --- names --------------------------------------------------------------------------------
+    def display_names(self, rtype: str, ids: Sequence[str]) -> dict[str, str]:
+        """Concurrent point reads of each resource's ``dn`` property; a resource last written
+        before that property existed is read whole (its name is in its document) until its
+        next write."""
+        table = self._table(rtype)
+
+        def one(id_: str) -> tuple[str, str | None]:
+            try:
+                with translated(f"{rtype} {id_}"):
+                    row = table.get_entity(rtype, doc_rk(id_), select=[DISPLAY])
+                    if not row.get(DISPLAY):
+                        row = table.get_entity(rtype, doc_rk(id_))
+                        return id_, display_name(json.loads(unpack(row)))
+            except NotFound:
+                return id_, None
+            return id_, str(row[DISPLAY])
+
+        unique = list(dict.fromkeys(ids))
+        found = list(_NAMES.map(one, unique)) if len(unique) > 1 else [one(i) for i in unique]
+        return {id_: name for id_, name in found if name is not None}
 
     # --- state --------------------------------------------------------------------------------
     def get_state(self, name: str) -> tuple[dict[str, Any], str] | None:

@@ -85,6 +85,16 @@ def is_non_unique(rtype: str, index: str) -> bool:
     )
 
 
+def display_name(doc: Mapping[str, Any]) -> str | None:
+    """What a reference to the resource shows as ``display``: a group's ``displayName``; a
+    user's ``displayName``, else its ``userName``."""
+    for name in ("displayName", "userName"):
+        value = doc.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 #: A group of at most this many members may be read with its members in one request
 #: (:attr:`Stored.members`).
 INLINE_MEMBERS = 99
@@ -327,6 +337,11 @@ class Store(Protocol):
     ) -> int:
         """Insert many new resources fast (batched per storage transaction); returns the count.
         For seeding benchmarks and imports, not for the request path."""
+        ...
+
+    def display_names(self, rtype: str, ids: Sequence[str]) -> dict[str, str]:
+        """The :func:`display_name` of each of these resources that exists and has one: a point
+        read of one small property per id (the Table store sends them concurrently)."""
         ...
 
     # --- membership ---------------------------------------------------------------------------
