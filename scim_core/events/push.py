@@ -337,6 +337,11 @@ class Pusher:
         failure: Answer | None = None
         try:
             failure = self._push(cutoff, result)
+        except Exception as exc:
+            # A storage or encoding error: recorded and backed off like a receiver's failure,
+            # then raised for the host to log with the invocation id.
+            failure = Answer("failed", f"{type(exc).__name__} in the push run (see the app log)")
+            raise
         finally:
             self._finish(state, etag, started, result, failure)
         return result
