@@ -24,7 +24,8 @@ A SET that fails verification is reported in ``setErrs`` (RFC 8936 §2.4.3): the
 it and drops it. Settings (environment): ``SCIM_BASE_URL`` (``https://<app>/scim/v2``;
 ``http://127.0.0.1:7071/scim/v2`` locally), ``SCIM_EVENTS_TOKEN`` (your app's credential with the
 ``events`` scope; never Entra's token), ``SCIM_EVENTS_ISSUER`` / ``SCIM_EVENTS_AUDIENCE`` (what
-the operator configured; optional), ``EVENTS_CHECKPOINT`` (default ``events.checkpoint``).
+the operator configured; optional), ``EVENTS_CHECKPOINT`` (default ``events.checkpoint``),
+``EVENTS_ALLOW_UNSIGNED`` (``true`` only if the operator sends unsigned SETs).
 
 Run: ``python events_receiver.py`` (forever) or ``python events_receiver.py --until-idle`` (stop
 once nothing is pending: a batch job, or a test).
@@ -120,10 +121,22 @@ class Endpoint:
         return self.keys[kid]
 
 
+class Unsigned(Exception):
+    """An unsecured SET (``alg: none``) while EVENTS_ALLOW_UNSIGNED is not ``true``: a setting
+    to fix on one side, not a bad SET to report (``setErrs`` would drop every event)."""
+
+
 def verify(endpoint: Endpoint, token: str, issuer: str | None, audience: str | None) -> Any:
     header = jwt.get_unverified_header(token)
     if header.get("typ") != SET_TYPE:
         raise jwt.InvalidTokenError(f"typ is {header.get('typ')!r}, not {SET_TYPE}")
+    if header.get("alg") == "none":
+        # Only when the operator runs SCIM_EVENTS_UNSIGNED=true: then the TLS channel and your
+        # credential are what authenticate the endpoint (docs/events.md, "Signed or not").
+        if os.environ.get("EVENTS_ALLOW_UNSIGNED") != "true":
+            raise Unsigned("the endpoint sends unsigned SETs: set EVENTS_ALLOW_UNSIGNED=true")
+        options = {"verify_signature": False, "require": ["jti", "iat", "events"]}
+        return jwt.decode(token, options=options)
     key = endpoint.key(str(header.get("kid")))
     options = {"require": ["jti", "iat", "events"], "verify_aud": audience is not None}
     return jwt.decode(
@@ -195,7 +208,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--until-idle", action="store_true", help="stop once no event is pending")
     args = parser.parse_args()
-    applied = receive(args.until_idle)
+    try:
+        applied = receive(args.until_idle)
+    except Unsigned as exc:
+        print(exc, file=sys.stderr)
+        return 2
     print(f"applied {applied} events", file=sys.stderr)
     return 0
 

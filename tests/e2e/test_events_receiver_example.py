@@ -38,7 +38,9 @@ def served(app: EventsApp, monkeypatch: pytest.MonkeyPatch) -> Iterator[EventsAp
     drain(app.feed)
 
 
-def run_receiver(local: LocalHost, app: EventsApp, checkpoint: Path) -> list[dict[str, object]]:
+def run_receiver(
+    local: LocalHost, app: EventsApp, checkpoint: Path, code: int = 0, **extra: str
+) -> list[dict[str, object]]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SCIM_")},
         "SCIM_BASE_URL": local.base_url + "/scim/v2",
@@ -46,6 +48,7 @@ def run_receiver(local: LocalHost, app: EventsApp, checkpoint: Path) -> list[dic
         "SCIM_EVENTS_ISSUER": ISSUER,
         "SCIM_EVENTS_AUDIENCE": AUDIENCE,
         "EVENTS_CHECKPOINT": str(checkpoint),
+        **extra,
     }
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "events_receiver.py"), "--until-idle"],
@@ -54,7 +57,7 @@ def run_receiver(local: LocalHost, app: EventsApp, checkpoint: Path) -> list[dic
         text=True,
         timeout=120,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == code, done.stderr[-2000:]
     assert app.app_token not in done.stdout + done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 
@@ -117,3 +120,32 @@ def test_a_set_redelivered_after_a_crash_is_acknowledged_not_applied_again(
     got = run_receiver(local, served, checkpoint)
     assert [line["jti"] for line in got] == rest
     assert all_pending(served.feed) == []
+
+
+@pytest.fixture(scope="module")
+def unsigned_app(host: tuple[LocalHost, str]) -> EventsApp:
+    return make_events_app(host[1], SCIM_EVENTS_SIGNING_KEY="", SCIM_EVENTS_UNSIGNED="true")
+
+
+def test_unsigned_sets_stop_the_receiver_unless_allowed_and_none_is_dropped(
+    host: tuple[LocalHost, str],
+    unsigned_app: EventsApp,
+    scim: Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator running SCIM_EVENTS_UNSIGNED=true: a receiver not told so stops (exit 2)
+    rather than reporting every SET in setErrs (which would drop them all); told so, it takes
+    them."""
+    local, _ = host
+    monkeypatch.setattr(function_app, "_router", unsigned_app.router)
+    drain(unsigned_app.feed)
+    for _ in range(2):
+        assert scim.post("/Users", {"schemas": [USER], "userName": unique("u")}).status_code == 201
+    expected = all_pending(unsigned_app.feed)
+    checkpoint = tmp_path / "events.checkpoint"
+    assert run_receiver(local, unsigned_app, checkpoint, code=2) == []
+    assert all_pending(unsigned_app.feed) == expected
+    got = run_receiver(local, unsigned_app, checkpoint, EVENTS_ALLOW_UNSIGNED="true")
+    assert [line["jti"] for line in got] == expected
+    assert all_pending(unsigned_app.feed) == []
