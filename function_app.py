@@ -223,7 +223,10 @@ def events_push(timer: func.TimerRequest) -> None:
     from scim_core.events.push import build_pusher
 
     events = router().events
-    if events is None or events.encoder is None:
+    if events is None:
+        return
+    if events.encoder is None:
+        logging.warning("event push waits: SCIM_EVENTS_SIGNING_KEY is not resolved yet")
         return
     pusher = build_pusher(events.feed, events.encoder, Settings.from_env(os.environ))
     if pusher is not None:
