@@ -213,6 +213,47 @@ def token_age(timer: func.TimerRequest) -> None:
     record_token_ages(store(), Settings.from_env(os.environ))
 
 
+# --- provisioning events (scim_core/events, docs/events.md) -------------------------------------
+
+
+@app.timer_trigger(
+    schedule="%SCIM_EVENTS_PUSH_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+def events_push(timer: func.TimerRequest) -> None:
+    """RFC 8935 push of the pending SETs to SCIM_EVENTS_PUSH_URL (scim_core/events/push.py): a
+    bounded run; a failing receiver is backed off and recorded, never raised. Nothing when
+    events are off or no push URL is set."""
+    from scim_core.events.push import build_pusher
+
+    events = router().events
+    if events is None:
+        return
+    if events.encoder is None:
+        logging.warning("event push waits: SCIM_EVENTS_SIGNING_KEY is not resolved yet")
+        return
+    pusher = build_pusher(events.feed, events.encoder, Settings.from_env(os.environ))
+    if pusher is not None:
+        pusher.run()
+
+
+@app.timer_trigger(
+    schedule="%SCIM_EVENTS_RETENTION_SCHEDULE%",
+    arg_name="timer",
+    run_on_startup=False,
+    use_monitor=True,
+)
+def events_retention(timer: func.TimerRequest) -> None:
+    """Removes the events older than SCIM_EVENTS_RETENTION_DAYS (scim_core/events/retention.py)
+    when events are on: reads expired event rows only, never a resource."""
+    from scim_core.events.retention import purge_expired, retention_days
+
+    events = router().events
+    if events is None:
+        return
+    days = retention_days(Settings.from_env(os.environ).events_retention_days)
+    purge_expired(events.feed, days)
+
+
 @app.route(route="graph/notifications", methods=["POST"])
 def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     """Graph change notifications: the validation handshake, else 202 within Graph's 3 s."""

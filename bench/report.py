@@ -65,6 +65,18 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     if "app" in r:
         for op, ratio in app_growth_ratios(r["app"]).items():
             _target(out, f"app growth largest/smallest p50: {op}", ratio, "<= 1.2", ratio <= 1.2)
+    if "events" in r:
+        ev = r["events"]
+        same = all(v["off"] == v["on"] for v in ev["writes"].values())
+        _target(
+            out,
+            "storage requests per write, events on / off",
+            "equal" if same else "differ",
+            "equal",
+            same,
+        )
+        ratio = round(ev["growth"]["ratio"], 3)
+        _target(out, "events poll growth with the backlog", ratio, "<= 1.2", ratio <= 1.2)
     if "protocol_cpu" in r:
         for op in CPU_OPS:
             ratio = r["protocol_cpu"][op]["ratio"]
@@ -286,10 +298,14 @@ def markdown(r: dict[str, Any]) -> str:
             f"{cs['ours']['graph_modules'] or 'none'}.",
             "",
         ]
+    if "events" in r:
+        from bench.events import markdown as events_markdown
+
+        lines += events_markdown(r["events"])
     if "writeback" in r:
         w = r["writeback"]
         lines += [
-            f"## 7. Graph write-back and newcomer enrichment ({w['users']:,} users, Azurite, "
+            f"## 8. Graph write-back and newcomer enrichment ({w['users']:,} users, Azurite, "
             "fake Graph on loopback)",
             "",
             "| phase | users/s | runs | Graph requests / user | $batch | storage requests / user |",

@@ -16,7 +16,7 @@ from scim_core.producers import event_producer, producers
 from scim_core.router import Router
 from scim_core.schema import default_resource_types
 from scim_core.service import ScimService
-from scim_core.settings import Settings
+from scim_core.settings import UNRESOLVED_KEY_VAULT_REFERENCE, Settings
 from scim_core.store import Store
 
 
@@ -93,7 +93,7 @@ def build_router(settings: Settings, extra_producers: Sequence[Producer] = ()) -
         raise ConfigurationError(str(exc)) from exc
     service.event_uris = producer.uris()
     events = None
-    if encoder is not None:
+    if producer.enabled:
         from scim_core.events.feed import EventFeed
         from scim_core.events.poll import EventsEndpoint
 
@@ -107,12 +107,28 @@ def _events(settings: Settings) -> tuple[EventProducer, SetEncoder | None]:
     setting that cannot work is a start-up error, not a failed delivery later."""
     try:
         producer = event_producer(settings)
-        encoder = SetEncoder.from_settings(settings) if producer.enabled else None
+        encoder = None
+        if producer.enabled and not _unresolved(settings.events_signing_key):
+            encoder = SetEncoder.from_settings(settings)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     if producer.enabled:
         _number("SCIM_EVENTS_RETENTION_DAYS", settings.events_retention_days, 0.01, 3650)
+        from scim_core.events.push import PushConfig
+
+        try:
+            if not _unresolved(settings.events_push_token):
+                PushConfig.from_settings(settings)  # a push that cannot work fails here
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
     return producer, encoder
+
+
+def _unresolved(secret: str | None) -> bool:
+    """A Key Vault reference App Service has not resolved (yet: a first deploy writes the
+    secret after the app starts). Provisioning must not fail for it: events are still recorded,
+    and only their delivery waits (``/Events`` answers 503, the push run records the error)."""
+    return bool(secret) and str(secret).startswith(UNRESOLVED_KEY_VAULT_REFERENCE)
 
 
 def _number(name: str, text: str, low: float, high: float) -> float:

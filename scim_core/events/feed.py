@@ -55,10 +55,12 @@ class EventFeed:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def pending(self, limit: int) -> tuple[list[Pending], bool]:
+    def pending(self, limit: int, after: str | None = None) -> tuple[list[Pending], bool]:
         """The oldest ``limit`` (0 to :data:`MAX_EVENTS`) pending events in key order, and
         whether more are pending. Two range reads (one per partition), none when ``limit`` is
-        0."""
+        0. ``after``: only events whose key is after it (a time stamp: the push's give-up
+        cutoff, scim_core/events/push.py); never a moving cursor, so no late writer is
+        skipped."""
         if not 0 <= limit <= MAX_EVENTS:
             raise ValueError(f"read 0 to {MAX_EVENTS} events, not {limit}")
         if limit == 0:
@@ -66,7 +68,7 @@ class EventFeed:
         rows = [
             Pending(rtype, entry)
             for rtype in RTYPES
-            for entry in self.store.outbox_read(rtype, EVENTS, limit + 1)
+            for entry in self.store.outbox_read(rtype, EVENTS, limit + 1, after)
         ]
         rows.sort(key=lambda p: (p.entry.key, p.rtype))
         return rows[:limit], len(rows) > limit

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from scim_core.errors import NotFound, NotImplemented_, ScimError
+from scim_core.errors import NotFound, ScimError, ServiceUnavailable
 from scim_core.events.feed import MAX_EVENTS, EventFeed
 from scim_core.events.tokens import SetEncoder
 from scim_core.http import MAX_BODY, ScimRequest, ScimResponse, allow, json_response
@@ -42,7 +42,8 @@ class PollError(ValueError):
 
 
 class EventsEndpoint:
-    """Serves ``/Events`` over an :class:`EventFeed`. ``encoder`` None: events are off."""
+    """Serves ``/Events`` over an :class:`EventFeed`. ``encoder`` None: the signing key is not
+    available yet (503)."""
 
     def __init__(
         self,
@@ -59,9 +60,11 @@ class EventsEndpoint:
     def handle(self, req: ScimRequest) -> ScimResponse:
         parts = [p.lower() for p in req.path.split("/") if p]
         if self.encoder is None:
-            raise NotImplemented_(
-                "events are off on this instance: the operator sets SCIM_EVENTS to notice or "
-                "full (docs/events.md)"
+            raise ServiceUnavailable(
+                "events are recorded but cannot be delivered yet: the signing key "
+                "(SCIM_EVENTS_SIGNING_KEY) is a Key Vault reference the platform has not "
+                "resolved; nothing is lost, retry later",
+                retry_after=60,
             )
         if parts == ["events", "keys"]:
             allow(req, "GET")

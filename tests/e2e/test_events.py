@@ -446,3 +446,30 @@ def test_a_poll_reads_what_it_returns_however_many_are_pending(ev: Events) -> No
     assert len(body["sets"]) == 2 and body["moreAvailable"]
     assert counter.count - before == 2  # one range read per partition
     assert len(EventFeed(store).pending(10)[0]) == 3
+
+
+def test_an_unresolved_signing_key_delays_delivery_but_not_provisioning(
+    events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first deploy starts the app before the deploy tool writes the signing key: its Key
+    Vault reference is unresolved. Provisioning goes on and records events; /Events answers
+    503 with Retry-After until the key resolves; nothing is lost."""
+    import os
+
+    env = {
+        "TABLES_CONNECTION_STRING": os.environ["TABLES_CONNECTION_STRING"],
+        "SCIM_BEARER_TOKEN": events.entra.token,
+        "SCIM_APP_TOKEN": events.app.token,
+        "SCIM_APP_SCOPES": "read events",
+        "SCIM_EVENTS": "notice",
+        "SCIM_EVENTS_SIGNING_KEY": "@Microsoft.KeyVault(SecretUri=https://kv.example/secrets/k)",
+        "SCIM_EVENTS_PUSH_TOKEN": "@Microsoft.KeyVault(SecretUri=https://kv.example/secrets/p)",
+        "SCIM_EVENTS_PUSH_URL": "https://receiver.example/events",
+    }
+    events.drain()
+    monkeypatch.setattr(function_app, "_router", build_router(Settings.from_env(env)))
+    assert events.entra.post("/Users", _user()).status_code == 201
+    waiting = events.app.post("/Events", {"returnImmediately": True})
+    assert waiting.status_code == 503 and waiting.headers["Retry-After"] == "60"
+    monkeypatch.setattr(function_app, "_router", events.router)
+    assert [list(s["events"]) for s in events.drain()] == [[CREATE]]

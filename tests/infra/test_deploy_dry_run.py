@@ -104,6 +104,8 @@ def test_deploy_passes_secrets_through_a_file(deploy_output: str) -> None:
         "graph-client-state",
         "scim-app-token",
         "scim-app-token-secondary",
+        "scim-events-signing-key",
+        "scim-events-push-token",
     ]
     assert all("--file" in c and "--output none" in c for c in sets)
 
