@@ -4,8 +4,10 @@ Every write of a user or group (the SCIM service's, Bulk's, the Graph enrichment
 itself as a :class:`ChangeRecord` and asks each registered :data:`Producer` for the outbox rows
 that go with it (:class:`~scim_core.store.protocol.Outbox`); the store writes them in the same
 entity-group transaction as the change. Producers: provisioning events
-(:mod:`scim_core.events.record`), and those ``scim_core.wiring`` adds (Graph write-back,
-enrichment of new users).
+(:mod:`scim_core.events.record`, listed by :mod:`scim_core.producers`), and graph_enrich's
+(Graph write-back, enrichment of new users: ``graph_enrich.writeback_queue``), which
+``function_app`` hands to ``scim_core.wiring.build_router`` (scim_core never imports
+graph_enrich) and the Graph sync adds to its own writes.
 
 A producer is pure: it reads the record and returns rows; it never reads or writes storage.
 """
