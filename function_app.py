@@ -36,9 +36,12 @@ def router() -> Router:
     """The process-wide request handler, built on first use from the app settings."""
     global _router
     if _router is None:
+        from graph_enrich.writeback_queue import outbox_producers
         from scim_core.wiring import build_router
 
-        _router = build_router(Settings.from_env(os.environ))
+        settings = Settings.from_env(os.environ)
+        # graph_enrich's outbox queues (write-back, new users), in each change's transaction.
+        _router = build_router(settings, outbox_producers(settings))
     return _router
 
 
@@ -208,6 +211,47 @@ def token_age(timer: func.TimerRequest) -> None:
     from scim_core.token_age import record_token_ages
 
     record_token_ages(store(), Settings.from_env(os.environ))
+
+
+# --- provisioning events (scim_core/events, docs/events.md) -------------------------------------
+
+
+@app.timer_trigger(
+    schedule="%SCIM_EVENTS_PUSH_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+def events_push(timer: func.TimerRequest) -> None:
+    """RFC 8935 push of the pending SETs to SCIM_EVENTS_PUSH_URL (scim_core/events/push.py): a
+    bounded run; a failing receiver is backed off and recorded, never raised. Nothing when
+    events are off or no push URL is set."""
+    from scim_core.events.push import build_pusher
+
+    events = router().events
+    if events is None:
+        return
+    if events.encoder is None:
+        logging.warning("event push waits: SCIM_EVENTS_SIGNING_KEY is not resolved yet")
+        return
+    pusher = build_pusher(events.feed, events.encoder, Settings.from_env(os.environ))
+    if pusher is not None:
+        pusher.run()
+
+
+@app.timer_trigger(
+    schedule="%SCIM_EVENTS_RETENTION_SCHEDULE%",
+    arg_name="timer",
+    run_on_startup=False,
+    use_monitor=True,
+)
+def events_retention(timer: func.TimerRequest) -> None:
+    """Removes the events older than SCIM_EVENTS_RETENTION_DAYS (scim_core/events/retention.py)
+    when events are on: reads expired event rows only, never a resource."""
+    from scim_core.events.retention import purge_expired, retention_days
+
+    events = router().events
+    if events is None:
+        return
+    days = retention_days(Settings.from_env(os.environ).events_retention_days)
+    purge_expired(events.feed, days)
 
 
 @app.route(route="graph/notifications", methods=["POST"])

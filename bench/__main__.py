@@ -3,7 +3,8 @@
 
     python -m bench            # the full run: 100k users, 100k-member groups (< 10 min, 2 cores)
     python -m bench --quick    # a smoke run at small sizes (~2 min)
-    python -m bench --parts cycle,cpu   # some parts only: cycle, cold, cpu, scale, app
+    python -m bench --parts cycle,cpu   # some parts only: cycle, cold, cpu, scale, app, events,
+                                        # writeback
 """
 
 from __future__ import annotations
@@ -20,13 +21,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import app_side, cold_start, entra_cycle, protocol_cpu, report, scale
+from bench import (
+    app_side,
+    cold_start,
+    entra_cycle,
+    events,
+    protocol_cpu,
+    report,
+    scale,
+    writeback,
+)
 from bench.client import cpu_seconds
 from bench.servers import ROOT, BenchAzurite, OurHost, PeerServer
 from bench.stats import median
 
 RESULTS = Path(__file__).resolve().with_name("results")
-PARTS = ("cycle", "cold", "cpu", "scale", "app")
+PARTS = ("cycle", "cold", "cpu", "scale", "app", "events", "writeback")
 
 FULL = {
     "cycle_users": 200,
@@ -39,6 +49,7 @@ FULL = {
     "samples": 40,
     "scale_repeats": 3,
     "app_levels": [1_000, 10_000, 100_000],
+    "writeback_users": 10_000,
 }
 QUICK = {
     "cycle_users": 40,
@@ -51,6 +62,7 @@ QUICK = {
     "samples": 15,
     "scale_repeats": 2,
     "app_levels": [1_000, 10_000],
+    "writeback_users": 1_000,
 }
 
 
@@ -259,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
                 repeats=cfg["scale_repeats"],
                 log=log,
             )
+        if "writeback" in parts:
+            log("part 8: Graph write-back and newcomer enrichment (issue 14)")
+            out["writeback"] = writeback.run(work, users=cfg["writeback_users"], log=log)
+        if "events" in parts:
+            log("part 7: provisioning events (writes, poll, push, backlog growth)")
+            out["events"] = events.run(work, quick=args.quick, log=log)
     out["meta"]["duration_s"] = round(time.perf_counter() - began, 1)
     out["targets"] = report.targets(out)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -57,9 +57,26 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                 # GET without members): a step at INLINE_MEMBERS, 1 request below, 2 above.
                 continue
             _target(out, f"growth largest/smallest: {op}", ratio, "<= 1.2", ratio <= 1.2)
+    if "writeback" in r:
+        for phase in ("writeback", "newcomers"):
+            per_user = r["writeback"][phase]["graph_requests_per_user"]
+            # About 1/20: 20 requests to a $batch, plus the run's delta page.
+            _target(out, f"{phase}: Graph requests per user", per_user, "<= 0.06", per_user <= 0.06)
     if "app" in r:
         for op, ratio in app_growth_ratios(r["app"]).items():
             _target(out, f"app growth largest/smallest p50: {op}", ratio, "<= 1.2", ratio <= 1.2)
+    if "events" in r:
+        ev = r["events"]
+        same = all(v["off"] == v["on"] for v in ev["writes"].values())
+        _target(
+            out,
+            "storage requests per write, events on / off",
+            "equal" if same else "differ",
+            "equal",
+            same,
+        )
+        ratio = round(ev["growth"]["ratio"], 3)
+        _target(out, "events poll growth with the backlog", ratio, "<= 1.2", ratio <= 1.2)
     if "protocol_cpu" in r:
         for op in CPU_OPS:
             ratio = r["protocol_cpu"][op]["ratio"]
@@ -281,6 +298,26 @@ def markdown(r: dict[str, Any]) -> str:
             f"{cs['ours']['graph_modules'] or 'none'}.",
             "",
         ]
+    if "events" in r:
+        from bench.events import markdown as events_markdown
+
+        lines += events_markdown(r["events"])
+    if "writeback" in r:
+        w = r["writeback"]
+        lines += [
+            f"## 8. Graph write-back and newcomer enrichment ({w['users']:,} users, Azurite, "
+            "fake Graph on loopback)",
+            "",
+            "| phase | users/s | runs | Graph requests / user | $batch | storage requests / user |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for phase, label in (("writeback", "write-back"), ("newcomers", "newcomers")):
+            f = w[phase]
+            lines.append(
+                f"| {label} | {f['users_per_s']} | {f['runs']} | {f['graph_requests_per_user']} "
+                f"| {f['batches']} | {f['storage_requests_per_user']} |"
+            )
+        lines.append("")
     if r.get("targets"):
         met = sum(t["met"] for t in r["targets"])
         lines += [

@@ -64,6 +64,40 @@ def token_age_outcome(record: Mapping[str, Any], started: datetime) -> TimerOutc
     return TimerOutcome(OK, "token_age: " + (", ".join(ages) or "no static token configured"))
 
 
+def events_push_outcome(record: Mapping[str, Any], started: datetime) -> TimerOutcome:
+    """The RFC 8935 push run's figures from ``events.push`` (scim_core/events/push.py). A run
+    that found nothing to push (or events off, or push unset) writes no record."""
+    last = record.get("lastRun")
+    finished = _parse(last.get("finished")) if isinstance(last, Mapping) else None
+    if not isinstance(last, Mapping) or finished is None or finished < started:
+        return TimerOutcome(
+            OK,
+            "events_push recorded no run: nothing to push, push off, or skipped "
+            "(another run's lease or a back-off)",
+        )
+    figures = f"pushed {last.get('pushed', 0)}, refused {last.get('refused', 0)}"
+    if last.get("outcome") == "failed":
+        return TimerOutcome(
+            FAILED,
+            f"events_push failed: {last.get('error')}; {figures}; "
+            f"{record.get('failures')} failed runs in a row, "
+            f"next try after {record.get('retryAt')}",
+        )
+    return TimerOutcome(OK, f"events_push {last.get('outcome')}: {figures}")
+
+
+def events_retention_outcome(record: Mapping[str, Any], started: datetime) -> TimerOutcome:
+    """What the retention run removed, from ``events.retention``; none when events are off."""
+    ran = _parse(record.get("ran"))
+    if ran is None or ran < started:
+        return TimerOutcome(OK, "events_retention recorded no run: events are off (SCIM_EVENTS)")
+    return TimerOutcome(
+        OK,
+        f"events_retention: removed {record.get('removed')} events older than "
+        f"{record.get('days')} days",
+    )
+
+
 #: Timers whose outcome devhost can report, by (app module, function name): the state record
 #: the run writes and how to judge it. Other apps' timers report only that they ran.
 REPORTERS: dict[
@@ -71,6 +105,8 @@ REPORTERS: dict[
 ] = {
     ("function_app", "graph_sync"): ("graph.sync.status", graph_sync_outcome),
     ("function_app", "token_age"): ("tokens.age", token_age_outcome),
+    ("function_app", "events_push"): ("events.push", events_push_outcome),
+    ("function_app", "events_retention"): ("events.retention", events_retention_outcome),
 }
 
 

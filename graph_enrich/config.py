@@ -14,46 +14,18 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from graph_enrich.errors import ConfigurationError
+from scim_core.graph_schema import (
+    DEFAULT_SELECT,
+    REQUIRED,
+    SERVICE_ATTRIBUTES,
+    USER_NAME_JOIN_REQUIRED,
+    requested_properties,
+)
 from scim_core.schema import GRAPH_USER_SCHEMA, Schema
 from scim_core.settings import UNRESOLVED_KEY_VAULT_REFERENCE, Settings
 
-#: The issue's default $select: what Entra's provisioning does not map but applications want.
-DEFAULT_SELECT = (
-    "id",
-    "userPrincipalName",
-    "mail",
-    "displayName",
-    "givenName",
-    "surname",
-    "jobTitle",
-    "department",
-    "officeLocation",
-    "companyName",
-    "employeeId",
-    "mobilePhone",
-    "businessPhones",
-    "accountEnabled",
-    "manager",
-)
-#: Always selected whatever GRAPH_SELECT says: the join (id, userPrincipalName) and the
-#: deprovisioning signal (accountEnabled) depend on them.
-REQUIRED = ("id", "userPrincipalName", "accountEnabled")
-#: Also selected with GRAPH_JOIN=userName: a guest's mail addresses are join candidates
-#: (graph_enrich/guests.py).
-USER_NAME_JOIN_REQUIRED = ("mail", "otherMails")
-#: Extension attributes the service itself maintains; not Graph properties.
-SERVICE_ATTRIBUTES = frozenset(
-    {
-        "objectId",
-        "managerId",
-        "removedReason",
-        "removedDateTime",
-        "deprovisioned",
-        "disabledBySync",
-        "fullSyncDateTime",
-        "syncedDateTime",
-    }
-)
+__all__ = ["DEFAULT_SELECT", "REQUIRED", "USER_NAME_JOIN_REQUIRED", "SyncConfig"]
+
 JOINS = ("externalId", "userName")
 DEPROVISION_MODES = ("off", "flag", "disable")
 
@@ -95,16 +67,10 @@ class SyncConfig:
         join = _choice("GRAPH_JOIN", settings.graph_join, JOINS)
         deprovision = _choice("GRAPH_DEPROVISION", settings.graph_deprovision, DEPROVISION_MODES)
         known = graph_properties()
-        requested = (
-            DEFAULT_SELECT
-            if not (settings.graph_select or "").strip()
-            else tuple(p.strip() for p in (settings.graph_select or "").split(",") if p.strip())
-        )
         properties: dict[str, None] = {}
         warnings: list[str] = []
         tracks_manager = False
-        join_required = USER_NAME_JOIN_REQUIRED if join == "userName" else ()
-        for name in (*REQUIRED, *join_required, *requested):
+        for name in requested_properties(settings.graph_select, join):
             low = name.lower()
             if low == "id":
                 continue

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any
 
 from graph_enrich.config import SyncConfig
 from graph_enrich.enrichment import Change, Policy, enrich, extension
@@ -29,12 +31,21 @@ from graph_enrich.guests import candidate_user_names, is_guest_upn
 from graph_enrich.state import ID_MAP
 from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFailed
 from scim_core.indexes import change_stamp
-from scim_core.store import CHANGE_INDEX, Store
+from scim_core.outbox import ChangeRecord, Producer, rows_for
+from scim_core.store import CHANGE_INDEX, Outbox, Store
 
 log = logging.getLogger("graph_enrich")
 
 #: Conditional writes retried when Entra (or another run) changed the user in between.
 MAX_WRITE_ATTEMPTS = 5
+
+
+def enrichment_rows(
+    producers: Sequence[Producer], scim_id: str, before: dict[str, Any], after: dict[str, Any]
+) -> list[Outbox]:
+    """The outbox rows of a write the Graph timer makes to a user."""
+    record = ChangeRecord("User", scim_id, "patch", before, after, origin="enrichment")
+    return rows_for(producers, record)
 
 
 class Outcome(StrEnum):
@@ -51,9 +62,15 @@ class Outcome(StrEnum):
 
 
 class Enricher:
-    def __init__(self, store: Store, config: SyncConfig) -> None:
+    def __init__(
+        self, store: Store, config: SyncConfig, producers: Sequence[Producer] = ()
+    ) -> None:
         self.store = store
         self.config = config
+        #: Outbox producers (scim_core/producers.py): an enrichment is a committed change too,
+        #: so it writes its event in its own transaction, with origin "enrichment" (which the
+        #: write-back producer never queues: graph_enrich/writeback_queue.py, no loop).
+        self.producers = list(producers)
 
     def apply(self, change: Change, policy: Policy) -> Outcome:
         if change.removed is not None and self.config.deprovision == "off":
@@ -100,7 +117,8 @@ class Enricher:
                 # The enrichment never changes userName, externalId or an indexed attribute:
                 # the keys stay as read, but for the change index (it sets lastModified).
                 keys = {**stored.keys, CHANGE_INDEX: change_stamp(new)}
-                self.store.replace("User", new, keys, stored.etag)
+                rows = enrichment_rows(self.producers, scim_id, stored.doc, new)
+                self.store.replace("User", new, keys, stored.etag, outbox=rows)
             except PreconditionFailed:
                 continue
             except NotFound:

@@ -229,6 +229,22 @@ class GraphClient:
         found = await self._json_or_none(builder.to_get_request_information())
         return "changed" if found is not None else "deleted"
 
+    async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST {GRAPH_BASE_URL}{path}`` with a JSON body; the JSON answer. Used for
+        ``/$batch`` (graph_enrich/batch.py), which is sent as the documented JSON rather than
+        through the SDK's BatchRequestContent: that one drops sub-response bodies (and so
+        Graph's error code), sends ``depends_on`` and can make item URLs absolute
+        (/work/shared/GRAPH.md)."""
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        info = RequestInformation(Method.POST)
+        info.url = f"{self.config.base_url}{path}"
+        info.headers.try_add("Content-Type", "application/json")
+        info.headers.try_add("Accept", "application/json")
+        info.content = json.dumps(body).encode()
+        return await self._json(info)
+
     # --- subscriptions ----------------------------------------------------------------------------
     async def create_subscription(
         self, url: str, client_state: str, expires: datetime

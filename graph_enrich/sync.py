@@ -33,6 +33,7 @@ from graph_enrich.enricher import Enricher, Outcome
 from graph_enrich.enrichment import Change, Policy
 from graph_enrich.errors import ConfigurationError, GraphError, ResyncRequired, SyncError
 from graph_enrich.graph import REQUEST_TIMEOUT, DeltaPage, GraphClient
+from graph_enrich.newcomers import enrich_newcomers
 from graph_enrich.reconcile import RECONCILE_EVERY_SECONDS, reconcile
 from graph_enrich.state import (
     NOTIFICATIONS,
@@ -46,7 +47,11 @@ from graph_enrich.state import (
     utc_now,
 )
 from graph_enrich.subscription import maintain_subscription
+from graph_enrich.writeback import write_back
+from graph_enrich.writeback_config import WritebackConfig
+from graph_enrich.writeback_queue import outbox_producers
 from scim_core.errors import ScimError
+from scim_core.producers import producers
 from scim_core.settings import Settings
 from scim_core.store import Store
 
@@ -96,6 +101,13 @@ class SyncReport:
     waits: int = 0
     reconciled: int = 0
     reconcile_seconds: float = 0.0
+    newcomers: int = 0
+    """Users queued by their SCIM create / re-enable and enriched (graph_enrich/newcomers.py)."""
+    newcomers_waiting: int = 0
+    written_back: int = 0
+    """Users whose app data Graph accepted (graph_enrich/writeback.py)."""
+    writeback_refused: int = 0
+    writeback_waiting: int = 0
     subscription: str | None = None
     storage_requests: int | None = None
     duration: float = 0.0
@@ -125,6 +137,10 @@ class SyncReport:
                 "resyncs",
                 "waits",
                 "reconciled",
+                "newcomers",
+                "written_back",
+                "writeback_refused",
+                "writeback_waiting",
             )
         )
         line = (
@@ -153,11 +169,13 @@ class GraphSync:
         self.cursors = CursorStore(store, options.now)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._page_seconds = 0.0
+        self.writeback = WritebackConfig(())
 
     async def run(self) -> SyncReport:
         report, before = self.report, _request_count(self.store)
         try:
             config = SyncConfig.from_settings(self.settings)
+            self.writeback = WritebackConfig.from_settings(self.settings)
             report.warnings += config.warnings
             cursor = self.cursors.acquire(
                 self.owner, self.opts.budget_seconds + LEASE_MARGIN_SECONDS
@@ -189,7 +207,13 @@ class GraphSync:
         from graph_enrich.credentials import build_credential
 
         credential = self.opts.credential or build_credential(self.settings)
-        enricher = Enricher(self.store, config)
+        try:
+            # The SCIM side's list (function_app): scim_core's and graph_enrich's producers.
+            writers = [*producers(self.settings), *outbox_producers(self.settings)]
+        except ValueError as exc:  # SCIM_EVENTS; the SCIM side refuses to start on it too
+            raise ConfigurationError(str(exc)) from None
+        self.writers = writers
+        enricher = Enricher(self.store, config, writers)
         with ThreadPoolExecutor(self.opts.workers, thread_name_prefix="graph-enrich") as pool:
             async with GraphClient(config, credential, self.budget, sleep=self.opts.sleep) as graph:
                 try:
@@ -202,6 +226,7 @@ class GraphSync:
                         if not self._notified_since(round_started):
                             break
                         log.info("change notifications arrived during the round: one more")
+                    await self._outbox(graph, config, enricher, pool)
                     began = self.budget.elapsed
                     self.report.reconciled = await reconcile(
                         graph,
@@ -217,6 +242,37 @@ class GraphSync:
                     self.report.reconcile_seconds = self.budget.elapsed - began
                 finally:
                     self.report.waits = graph.waits
+
+    async def _outbox(
+        self, graph: GraphClient, config: SyncConfig, enricher: Enricher, pool: ThreadPoolExecutor
+    ) -> None:
+        """The users the SCIM side queued: newcomers to enrich, app data to write back."""
+        now = iso(self.opts.now())
+        found = await enrich_newcomers(
+            graph,
+            self.store,
+            config,
+            enricher,
+            self.budget,
+            Policy(config, now, snapshot=True),
+            pool,
+        )
+        report = self.report
+        report.newcomers, report.newcomers_waiting = found.enriched, found.deferred
+        report.errors += found.errors
+        if self.writeback.enabled:
+            wrote = await write_back(
+                graph,
+                self.store,
+                config,
+                self.writeback,
+                self.budget,
+                now,
+                pool,
+                self.writers,
+            )
+            report.written_back, report.writeback_refused = wrote.written, wrote.refused
+            report.writeback_waiting = wrote.deferred
 
     async def _subscription(self, graph: GraphClient, config: SyncConfig) -> None:
         """Subscription upkeep must not cost the delta sync: its trouble is a warning."""

@@ -3,7 +3,7 @@
     python -m infra.deploy deploy CUSTOMER --location REGION --tenant-id GUID
         [--subscription ID] [--dry-run]
     python -m infra.deploy rotate-token CUSTOMER --stage add|retire [--dry-run]
-    python -m infra.deploy graph-permissions CUSTOMER [--group-members] [--dry-run]
+    python -m infra.deploy graph-permissions CUSTOMER [--group-members] [--writeback] [--dry-run]
     python -m infra.deploy teardown CUSTOMER [--yes] [--dry-run]
     python -m infra.deploy ensure-token CUSTOMER [--resource-group RG]   (azd postprovision hook)
     python -m infra.deploy check-name NAME                            (azd preprovision hook)
@@ -58,6 +58,12 @@ GRAPH_CLIENT_STATE_SECRET = "graph-client-state"
 #: main.bicep; docs/app-guide.md). Separate from Entra's, so rotating one never breaks the other.
 APP_TOKEN_SECRET = "scim-app-token"
 APP_TOKEN_SECONDARY_SECRET = "scim-app-token-secondary"
+#: Provisioning events (docs/events.md): the key that signs the SETs and the bearer token the
+#: RFC 8935 push sends (eventsSigningKeySecretName/eventsPushTokenSecretName of main.bicep).
+#: Generated once, like the tokens, whether or not events are on yet, so turning them on (or
+#: push) later needs no secret handling; the app refers to them only when they are used.
+EVENTS_SIGNING_KEY_SECRET = "scim-events-signing-key"
+EVENTS_PUSH_TOKEN_SECRET = "scim-events-push-token"
 
 #: What graph-permissions does in Azure besides Microsoft Graph: it lists the resource group's
 #: resources and creates a deployment there. "To deploy a Bicep file, you need ... access to all
@@ -93,6 +99,23 @@ DIALECT_FLAG = "?aadOptscim062020"
 def new_token(az: AzureCli) -> str:
     """A bearer token: 48 random bytes, URL-safe base64 (64 characters). Dry-run makes none."""
     return GENERATED if az.dry_run else secrets.token_urlsafe(48)
+
+
+def new_signing_key(az: AzureCli) -> str:
+    """A P-256 private key as unencrypted PKCS#8 PEM (the SETs are signed ES256: RFC 7518
+    §3.4). Made in memory and handed to Key Vault through a private temp file (``set_secret``),
+    never shown or written elsewhere. Dry-run makes none."""
+    if az.dry_run:
+        return GENERATED
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 @dataclass(frozen=True)
@@ -219,12 +242,22 @@ def ensure_tokens(az: AzureCli, instance: Instance) -> tuple[str | None, bool]:
         az.set_secret(
             instance.key_vault, APP_TOKEN_SECONDARY_SECRET, new_token(az), role="disabled"
         )
+    # The events' signing key and push token (docs/events.md): the app team gets the public
+    # key from GET /Events/keys and the push token from Key Vault, as its own token.
+    if EVENTS_SIGNING_KEY_SECRET not in names:
+        az.set_secret(
+            instance.key_vault, EVENTS_SIGNING_KEY_SECRET, new_signing_key(az), role="signing"
+        )
+    if EVENTS_PUSH_TOKEN_SECRET not in names:
+        az.set_secret(instance.key_vault, EVENTS_PUSH_TOKEN_SECRET, new_token(az), role="push")
     created = {
         PRIMARY_SECRET,
         SECONDARY_SECRET,
         GRAPH_CLIENT_STATE_SECRET,
         APP_TOKEN_SECRET,
         APP_TOKEN_SECONDARY_SECRET,
+        EVENTS_SIGNING_KEY_SECRET,
+        EVENTS_PUSH_TOKEN_SECRET,
     } - set(names)
     return token, bool(created)
 
@@ -499,12 +532,14 @@ def cmd_graph_permissions(az: AzureCli, args: argparse.Namespace) -> None:
     az.run(
         "deployment group create --resource-group {rg} --name {deployment}"
         " --template-file {template} --parameters managedIdentityName={identity}"
-        " grantGroupMemberReadAll={group_members} --output none",
+        " grantGroupMemberReadAll={group_members} grantUserReadWriteAll={writeback}"
+        " --output none",
         rg=instance.resource_group,
         deployment=GRAPH_DEPLOYMENT,
         template=str(GRAPH_TEMPLATE),
         identity=instance.managed_identity,
         group_members="true" if args.group_members else "false",
+        writeback="true" if args.writeback else "false",
     )
 
 
@@ -643,6 +678,11 @@ def parser() -> argparse.ArgumentParser:
     )
     graph.add_argument(
         "--group-members", action="store_true", help="also grant GroupMember.Read.All"
+    )
+    graph.add_argument(
+        "--writeback",
+        action="store_true",
+        help="grant User.ReadWrite.All instead of User.Read.All (GRAPH_WRITEBACK)",
     )
     graph.set_defaults(handler=cmd_graph_permissions)
 

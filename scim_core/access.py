@@ -9,7 +9,7 @@ scope         allows
 ============  ================================================================================
 ``read``      GET on every route, POST on ``/.search``, ``/Users/.search``, ``/Groups/.search``
 ``app:write`` PATCH and PUT of ``/Users/{id}`` that change only the app-owned extension
-``events``    ``/Events`` (RFC 8936 poll; reserved: 501 until event delivery exists)
+``events``    ``/Events`` (RFC 8936 poll) and ``/Events/keys`` (the SETs' signing key)
 ============  ================================================================================
 
 Everything else an app credential asks for (POST/DELETE of resources, Bulk, Group writes) is
@@ -27,19 +27,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from scim_core.errors import Forbidden, NotImplemented_
+from scim_core.errors import Forbidden
 from scim_core.http import ScimRequest, parse_json
 from scim_core.principal import APP_WRITE, EVENTS, READ, Principal
 from scim_core.schema import APP_USER_SCHEMA
 
-#: The reserved event feed (RFC 8936 poll endpoint); delivered by a later change.
+#: The event feed (RFC 8936 poll endpoint, scim_core/events/poll.py).
 EVENTS_HEAD = "events"
 _SEARCH = ".search"
 
 
 def authorize(principal: Principal, req: ScimRequest) -> ScimRequest:
     """``req`` if ``principal`` may make it (marked ``app_write`` for an app:write request),
-    else :class:`Forbidden`; ``/Events`` with the ``events`` scope is 501 (not yet served)."""
+    else :class:`Forbidden`."""
     parts = [p.lower() for p in req.path.split("/") if p]
     if parts and parts[0] == EVENTS_HEAD:
         if EVENTS not in principal.scopes:
@@ -47,9 +47,7 @@ def authorize(principal: Principal, req: ScimRequest) -> ScimRequest:
                 "/Events needs a credential with the 'events' scope (an app credential; "
                 "Microsoft Entra's provisioning credential has none)"
             )
-        raise NotImplemented_(
-            "event delivery (RFC 8936 poll at /Events) is not available yet; see docs/app-guide.md"
-        )
+        return req
     if not principal.is_app:
         return req
     if _is_read(req.method, parts):

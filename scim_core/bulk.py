@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+from dataclasses import replace
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -74,6 +76,8 @@ def run_bulk(service: Dispatcher, req: ScimRequest) -> ScimResponse:
         raise TooMany(f"more than maxOperations={BULK_MAX_OPERATIONS} operations")
 
     ids: dict[str, str] = {}
+    # One transaction id for the events of every operation (RFC 8417 §2.2 "txn").
+    req = replace(req, txn=req.txn or uuid.uuid4().hex)
     results: list[dict[str, Any] | None] = [None] * len(bulk.operations)
     pending = list(range(len(bulk.operations)))
     errors = 0
@@ -124,6 +128,7 @@ def _run_one(
             query={},
             headers=headers,
             body=json.dumps(data).encode() if data is not None else b"",
+            txn=req.txn,
         )
         parts = [p for p in path.split("/") if p]
         if not parts or parts[0].lower() not in ("users", "groups") or len(parts) > 2:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from scim_core.cursor import CURSOR_TIMEOUT
@@ -15,8 +16,8 @@ BULK_MAX_OPERATIONS = 1000
 BULK_MAX_PAYLOAD = 1_048_576
 
 
-def service_provider_config(base_url: str) -> dict[str, Any]:
-    return {
+def service_provider_config(base_url: str, event_uris: Sequence[str] = ()) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
         "patch": {"supported": True},
@@ -54,16 +55,25 @@ def service_provider_config(base_url: str) -> dict[str, Any]:
             "location": f"{base_url}/ServiceProviderConfig",
         },
     }
+    if event_uris:
+        # RFC 9967 §3 (ServiceProviderConfig): the SCIM events this service issues, and no
+        # asynchronous requests (RFC 9967 §2.5's Prefer: respond-async is not implemented).
+        config["securityEvents"] = {"eventUris": list(event_uris), "asyncRequest": "none"}
+    return config
 
 
 def serve(
-    types: dict[str, ResourceType], head: str, rest: list[str], base_url: str
+    types: dict[str, ResourceType],
+    head: str,
+    rest: list[str],
+    base_url: str,
+    event_uris: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The body for ``GET /<head>[/<id>]`` (``head`` lower-case)."""
     if head == "serviceproviderconfig":
         if rest:
             raise NotFound("ServiceProviderConfig has no sub-resources")
-        return service_provider_config(base_url)
+        return service_provider_config(base_url, event_uris)
     if head == "schemas":
         schemas = {s.id.lower(): s.to_resource(base_url) for s in published_schemas(types)}
         return _one_or_all(schemas, rest, "Schema")

@@ -44,6 +44,9 @@ class ScimRequest:
     """Set by the router for the app's ``app:write`` credential: the request may change the
     app-owned extension and nothing else (scim_core/app_extension.py). False (Entra, and every
     request a host builds) leaves that extension untouched."""
+    txn: str = ""
+    """The request's transaction id for its events' ``txn`` claim (RFC 8417 §2.2); Bulk gives
+    its operations one. Empty: the service makes one per change."""
 
 
 @dataclass

@@ -284,12 +284,16 @@ class ResourceType:
 
 
 def default_resource_types(
-    extra_user_extensions: Sequence[Schema] = (), app_extension: Schema | None = None
+    extra_user_extensions: Sequence[Schema] = (),
+    app_extension: Schema | None = None,
+    graph_extension: Schema | None = None,
 ) -> dict[str, ResourceType]:
     """The User and Group resource types this service implements. ``app_extension``: the
     app-owned extension with the operator's attributes; it is part of User only when it has
     some (an extension without attributes holds nothing, and announcing it would invite
-    writes that could never be read back: scim_core/app_extension.py)."""
+    writes that could never be read back: scim_core/app_extension.py). ``graph_extension``:
+    the enrichment extension as the instance selects it (scim_core/graph_schema.py); None:
+    every property the sync can hold."""
     app = (app_extension,) if app_extension is not None and app_extension.attributes else ()
     user = ResourceType(
         "User",
@@ -298,7 +302,7 @@ def default_resource_types(
         Schema.load("user.json"),
         (
             (Schema.load("enterprise_user.json"), False),
-            (Schema.load("graph_user.json"), False),
+            (graph_extension or Schema.load("graph_user.json"), False),
             *((s, False) for s in app),
             *((s, False) for s in extra_user_extensions),
         ),

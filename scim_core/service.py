@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from scim_core.indexes import (
 )
 from scim_core.listing import MAX_SCAN_ROWS
 from scim_core.messages import DEFAULT_COUNT, Query
+from scim_core.outbox import ChangeRecord, Kind, Producer, rows_for
 from scim_core.resource import Projection, etag_matches, read_input, version_of
 from scim_core.schema import ENTERPRISE_USER_SCHEMA, ResourceType, default_resource_types
 from scim_core.searches import Searches, parse_query
@@ -46,12 +48,15 @@ from scim_core.store import (
     CHANGE_INDEX,
     Member,
     MemberChange,
+    Outbox,
     Store,
     Stored,
 )
 
 #: The ListResponse member of a change poll that lists resources deleted since its time.
 DELETED = "urn:scimfunc:api:messages:1.0:Deleted"
+#: Most members whose ``display`` one response resolves (a point read each, concurrent).
+NAMED_MEMBERS = 1000
 #: Members one response carries at most (a group's GET, or each group of a list page); a larger
 #: group's members are paged with a cursor (``ScimService._member_page``).
 MAX_MEMBERS_RETURNED = 10_000
@@ -83,8 +88,13 @@ class ScimService(Searches):
         *,
         max_scan_rows: int = MAX_SCAN_ROWS,
         indexed_attributes: str = DEFAULT_INDEXED_ATTRIBUTES,
+        producers: Sequence[Producer] = (),
     ):
         self.store = store
+        #: Outbox producers (scim_core/outbox.py): their rows go in each change's transaction.
+        self.producers = list(producers)
+        #: The SCIM event URIs the producers issue, for ServiceProviderConfig (RFC 9967 §3).
+        self.event_uris: tuple[str, ...] = ()
         self.types = types or default_resource_types()
         self.clock = clock
         #: Operator-chosen indexes (``SCIM_INDEXED_ATTRIBUTES``): written with every user; used
@@ -124,7 +134,8 @@ class ScimService(Searches):
             )
         if head in ("serviceproviderconfig", "schemas", "resourcetypes"):
             self._allow(req, "GET")
-            return json_response(200, discovery.serve(self.types, head, rest, req.base_url))
+            body = discovery.serve(self.types, head, rest, req.base_url, self.event_uris)
+            return json_response(200, body)
         raise NotFound(f"no SCIM endpoint at {req.path!r}")
 
     _allow = staticmethod(allow)
@@ -158,7 +169,10 @@ class ScimService(Searches):
                 members, link = self._member_page(stored, query, req.base_url)
                 if link:
                     headers["Link"] = link
-            body = self.render(rtype, stored, req.base_url, projection, members=members)
+            named = members is not None  # a member page: names (see render)
+            body = self.render(
+                rtype, stored, req.base_url, projection, members=members, names=named
+            )
             return json_response(200, body, headers)
         if req.method == "PUT":
             return self.replace(req, rtype, rid)
@@ -210,7 +224,12 @@ class ScimService(Searches):
         now = self.clock()
         doc["id"] = str(uuid.uuid4())
         doc["meta"] = {"resourceType": rtype.name, "created": now, "lastModified": now}
-        stored = self.store.create(rtype.name, doc, self.keys(rtype, doc), members or ())
+        record = self._record(req, rtype, doc["id"], "create", None, doc)
+        if members:
+            record = replace(record, members=MemberChange(replace_all=members))
+        stored = self.store.create(
+            rtype.name, doc, self.keys(rtype, doc), members or (), self._rows(record)
+        )
         body = self.render(rtype, stored, req.base_url, Projection(rtype), members=members or [])
         return json_response(
             201, body, {"ETag": version_of(stored.etag), "Location": body["meta"]["location"]}
@@ -237,7 +256,10 @@ class ScimService(Searches):
             # RFC 7644 §3.5.1: PUT leaves out what the client omits. Membership is the exception:
             # a PUT without "members" keeps them, so a client that never reads members back
             # (Entra) cannot wipe a 100k-member group by accident.
-            return self.store.replace(rtype.name, new, self.keys(rtype, new), stored.etag, change)
+            record = self._record(req, rtype, rid, "put", stored.doc, new, change)
+            return self.store.replace(
+                rtype.name, new, self.keys(rtype, new), stored.etag, change, self._rows(record)
+            )
 
         new = self._retry_unconditional(req, write)
         out = self.render(rtype, new, req.base_url, Projection(rtype))
@@ -266,8 +288,14 @@ class ScimService(Searches):
             doc["id"] = rid
             doc["meta"] = {**stored.doc.get("meta", {}), "lastModified": self.clock()}
             doc = settle(rtype, req.app_write, stored.doc, doc)
+            record = self._record(req, rtype, rid, "patch", stored.doc, doc, result.members)
             return self.store.replace(
-                rtype.name, doc, self.keys(rtype, doc), stored.etag, result.members
+                rtype.name,
+                doc,
+                self.keys(rtype, doc),
+                stored.etag,
+                result.members,
+                self._rows(record),
             )
 
         new = self._retry_unconditional(req, write)
@@ -301,16 +329,42 @@ class ScimService(Searches):
         raise AssertionError("unreachable")
 
     def delete(self, req: ScimRequest, rtype: ResourceType, rid: str) -> ScimResponse:
-        etag = None
+        etag, before = None, None
         if req.headers.get("if-match"):
             stored = self._get(rtype, rid)
             self._check_if_match(req, stored)
-            etag = stored.etag
+            etag, before = stored.etag, stored.doc
+        record = self._record(req, rtype, rid, "delete", before, None)
         try:
-            self.store.delete(rtype.name, rid, etag)
+            self.store.delete(rtype.name, rid, etag, self._rows(record))
         except NotFound:
             raise NotFound(f"{rtype.name} {rid!r} not found") from None
         return ScimResponse(204, b"", {})
+
+    # --- outbox -------------------------------------------------------------------------------
+    @staticmethod
+    def _record(
+        req: ScimRequest,
+        rtype: ResourceType,
+        rid: str,
+        kind: Kind,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        members: MemberChange | None = None,
+    ) -> ChangeRecord:
+        return ChangeRecord(
+            rtype.name,
+            rid,
+            kind,
+            before,
+            after,
+            origin="app" if req.app_write else "provisioning",
+            members=members or MemberChange(),
+            txn=req.txn or uuid.uuid4().hex,
+        )
+
+    def _rows(self, record: ChangeRecord) -> list[Outbox]:
+        return rows_for(self.producers, record)
 
     # --- rendering ----------------------------------------------------------------------------
     def render(
@@ -320,9 +374,18 @@ class ScimService(Searches):
         base_url: str,
         projection: Projection,
         members: list[Member] | None = None,
+        names: bool = False,
     ) -> dict[str, Any]:
         """The wire form of a stored resource, projected. Reads members / groups only when the
-        projection returns them (``excludedAttributes=members`` never reads member rows)."""
+        projection returns them (``excludedAttributes=members`` never reads member rows).
+
+        A user's ``groups`` carry each group's ``display`` (one point read of a small property
+        per group, sent concurrently): an app needs no second lookup. ``names``: a group's
+        members carry their ``display`` too: on the member pages an app reads
+        (``GET /Groups/{id}?attributes=members&cursor=``, at most :data:`NAMED_MEMBERS` a page).
+        Not on a plain GET or a write's response: Entra never reads member names, its member
+        PATCHes must not pay a read per member, and a client that compares the members it
+        wrote with those it reads back (scim2-tester does) sees what it wrote."""
         doc = stored.doc
         out: dict[str, Any] = {"schemas": [rtype.core.id]}
         kept = {s.id for s in rtype.server_maintained_extensions()}
@@ -348,11 +411,16 @@ class ScimService(Searches):
                 members = stored.members
             if members is None:
                 members = self._all_members(stored.id)
+            if names and len(members) <= NAMED_MEMBERS:
+                members = self._named(members)
             out["members"] = [self._member(m, base_url) for m in members]
         if rtype.name == "User" and projection.wants_groups():
+            groups = self.store.groups_of(stored.id)
+            known = self.store.display_names("Group", groups) if groups else {}
             out["groups"] = [
                 {"value": g, "$ref": f"{base_url}/Groups/{g}", "type": "direct"}
-                for g in self.store.groups_of(stored.id)
+                | ({"display": known[g]} if g in known else {})
+                for g in groups
             ]
         return projection.apply(out)
 
@@ -395,6 +463,18 @@ class ScimService(Searches):
         cursor = codec.issue(digest, Position(members[-1].value, at.returned + len(members)))
         url = f"{base_url}/Groups/{stored.id}?attributes=members&count={count}&cursor={cursor}"
         return members, f'<{url}>; rel="next"'
+
+    def _named(self, members: list[Member]) -> list[Member]:
+        """``members`` with the ``display`` of each that has none stored (Entra sends none)."""
+        names: dict[str, str] = {}
+        for kind in ("User", "Group"):
+            ids = [m.value for m in members if not m.display and m.type == kind]
+            if ids:
+                names.update(self.store.display_names(kind, ids))
+        return [
+            m if m.display or m.value not in names else replace(m, display=names[m.value])
+            for m in members
+        ]
 
     @staticmethod
     def _member(m: Member, base_url: str) -> dict[str, Any]:

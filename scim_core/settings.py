@@ -92,6 +92,39 @@ class Settings:
     """NCRONTAB schedule (UTC) of the timer that logs each static token's age. Daily: the
     "token not rotated" alert reads the latest line of the last two days."""
 
+    # --- provisioning events (docs/events.md) ------------------------------------------------
+    events: str = _setting("SCIM_EVENTS", "off")
+    """``off``, ``notice`` (RFC 9967 notice events: what changed, not the values) or ``full``
+    (the resource's data in each event). Each committed change writes its event in its own
+    storage transaction (scim_core/events)."""
+    events_signing_key: str | None = _setting("SCIM_EVENTS_SIGNING_KEY", secret=True)
+    """PEM private key (RSA: RS256, EC P-256: ES256) that signs the SETs (Key Vault reference
+    in Azure)."""
+    events_signing_kid: str | None = _setting("SCIM_EVENTS_SIGNING_KID")
+    """``kid`` of the signing key; default its RFC 7638 thumbprint."""
+    events_unsigned: str = _setting("SCIM_EVENTS_UNSIGNED", "false")
+    """``true``: SETs are unsecured JWTs (``alg: none``), for a receiver that reaches /Events
+    over TLS with its own credential anyway (docs/events.md, "Signed or not")."""
+    events_issuer: str = _setting("SCIM_EVENTS_ISSUER", "urn:scimfunc:events")
+    """The SETs' ``iss``: set it to the tenant URL."""
+    events_audience: str | None = _setting("SCIM_EVENTS_AUDIENCE")
+    """The SETs' ``aud`` (the receiver), if set."""
+    events_retention_days: str = _setting("SCIM_EVENTS_RETENTION_DAYS", "7")
+    """Days an event nobody acknowledged is kept; then the retention timer removes it."""
+    events_retention_schedule: str = _setting("SCIM_EVENTS_RETENTION_SCHEDULE", "0 45 4 * * *")
+    """NCRONTAB schedule (UTC) of the event retention timer (daily)."""
+    events_poll_wait: str = _setting("SCIM_EVENTS_POLL_WAIT_SECONDS", "20")
+    """Longest a poll with ``returnImmediately: false`` waits for an event (RFC 8936 §2.4)."""
+    events_push_url: str | None = _setting("SCIM_EVENTS_PUSH_URL")
+    """RFC 8935 push: the receiver's HTTPS endpoint; unset, events are poll-only."""
+    events_push_token: str | None = _setting("SCIM_EVENTS_PUSH_TOKEN", secret=True)
+    """Bearer token the push sends to the receiver (Key Vault reference in Azure)."""
+    events_push_schedule: str = _setting("SCIM_EVENTS_PUSH_SCHEDULE", "0 */1 * * * *")
+    """NCRONTAB schedule (UTC) of the push timer."""
+    events_push_give_up_hours: str = _setting("SCIM_EVENTS_PUSH_GIVE_UP_HOURS", "24")
+    """A SET the receiver keeps refusing is no longer pushed after this long (it stays
+    pollable until the retention removes it)."""
+
     # --- Graph enrichment ------------------------------------------------------------------
     sync_schedule: str = _setting("SYNC_SCHEDULE", "0 */15 * * * *")
     """NCRONTAB schedule (UTC) of the Graph delta sync timer."""
@@ -104,6 +137,9 @@ class Settings:
     graph_deprovision: str = _setting("GRAPH_DEPROVISION", "flag")
     graph_notification_url: str | None = _setting("GRAPH_NOTIFICATION_URL")
     graph_client_state: str | None = _setting("GRAPH_CLIENT_STATE", secret=True)
+    graph_writeback: str | None = _setting("GRAPH_WRITEBACK")
+    """App-extension attributes written back to Entra through Graph, comma-separated
+    ``appAttribute=graphProperty`` pairs (docs/graph-writeback.md); unset: no write-back."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, Any]) -> Settings:

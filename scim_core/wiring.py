@@ -3,13 +3,20 @@ authenticator. Called once per process by ``function_app``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from scim_core.app_extension import app_user_schema
 from scim_core.auth import Authenticator
+from scim_core.events.record import EventProducer
+from scim_core.events.tokens import SetEncoder
+from scim_core.graph_schema import graph_user_schema
 from scim_core.indexes import IndexSettingError
+from scim_core.outbox import Producer
+from scim_core.producers import event_producer, producers
 from scim_core.router import Router
 from scim_core.schema import default_resource_types
 from scim_core.service import ScimService
-from scim_core.settings import Settings
+from scim_core.settings import UNRESOLVED_KEY_VAULT_REFERENCE, Settings
 from scim_core.store import Store
 
 
@@ -59,19 +66,76 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_router(settings: Settings) -> Router:
+def build_router(settings: Settings, extra_producers: Sequence[Producer] = ()) -> Router:
     """The request handler of a process: the service over the configured store, behind the
-    configured authenticator, with the app-owned extension's attributes and the indexed
-    attributes from the settings."""
+    configured authenticator, with the app-owned extension's attributes, the enrichment
+    properties the instance selects (GRAPH_SELECT) and the indexed attributes from the
+    settings. ``extra_producers``: outbox producers besides scim_core's (graph_enrich's write-back
+    and newcomer queues, which ``function_app`` passes in: scim_core never imports
+    graph_enrich)."""
     try:
         app_schema = app_user_schema(settings.app_extension_attributes)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    types = default_resource_types(app_extension=app_schema)
+    types = default_resource_types(
+        app_extension=app_schema,
+        graph_extension=graph_user_schema(settings.graph_select, settings.graph_join),
+    )
+    producer, encoder = _events(settings)
     try:
         service = ScimService(
-            build_store(settings), types, indexed_attributes=settings.indexed_attributes
+            build_store(settings),
+            types,
+            indexed_attributes=settings.indexed_attributes,
+            producers=[*producers(settings), *extra_producers],
         )
     except IndexSettingError as exc:
         raise ConfigurationError(str(exc)) from exc
-    return Router(service, Authenticator.from_settings(settings))
+    service.event_uris = producer.uris()
+    events = None
+    if producer.enabled:
+        from scim_core.events.feed import EventFeed
+        from scim_core.events.poll import EventsEndpoint
+
+        wait = _number("SCIM_EVENTS_POLL_WAIT_SECONDS", settings.events_poll_wait, 0, 120)
+        events = EventsEndpoint(EventFeed(service.store), encoder, wait_seconds=wait)
+    return Router(service, Authenticator.from_settings(settings), events)
+
+
+def _events(settings: Settings) -> tuple[EventProducer, SetEncoder | None]:
+    """The event producer (``SCIM_EVENTS``) and, when events are on, the SET encoder; a
+    setting that cannot work is a start-up error, not a failed delivery later."""
+    try:
+        producer = event_producer(settings)
+        encoder = None
+        if producer.enabled and not _unresolved(settings.events_signing_key):
+            encoder = SetEncoder.from_settings(settings)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if producer.enabled:
+        _number("SCIM_EVENTS_RETENTION_DAYS", settings.events_retention_days, 0.01, 3650)
+        from scim_core.events.push import PushConfig
+
+        try:
+            if not _unresolved(settings.events_push_token):
+                PushConfig.from_settings(settings)  # a push that cannot work fails here
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+    return producer, encoder
+
+
+def _unresolved(secret: str | None) -> bool:
+    """A Key Vault reference App Service has not resolved (yet: a first deploy writes the
+    secret after the app starts). Provisioning must not fail for it: events are still recorded,
+    and only their delivery waits (``/Events`` answers 503, the push run records the error)."""
+    return bool(secret) and str(secret).startswith(UNRESOLVED_KEY_VAULT_REFERENCE)
+
+
+def _number(name: str, text: str, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be a number in [{low}, {high}], not {text!r}")
+    return value

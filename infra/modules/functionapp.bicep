@@ -83,6 +83,26 @@ param graphSelect string
 param graphJoin string
 param graphDeprovision string
 param graphNotificationUrl string
+param graphWriteback string
+
+// --- provisioning events (docs/events.md) ---
+@description('SCIM_EVENTS: off, notice or full.')
+@allowed(['off', 'notice', 'full'])
+param events string = 'off'
+@description('Key Vault secret URI of the PEM key that signs the SETs (SCIM_EVENTS_SIGNING_KEY); empty: none.')
+param eventsSigningKeySecretUri string = ''
+@description('SCIM_EVENTS_UNSIGNED: true sends unsecured SETs (only over an authenticated channel).')
+param eventsUnsigned bool = false
+@description('SCIM_EVENTS_ISSUER: the SETs\' iss (set it to the tenant URL).')
+param eventsIssuer string = 'urn:scimfunc:events'
+@description('SCIM_EVENTS_AUDIENCE: the SETs\' aud (the receiver), or empty.')
+param eventsAudience string = ''
+@description('SCIM_EVENTS_RETENTION_DAYS: days an unacknowledged event is kept.')
+param eventsRetentionDays int = 7
+@description('SCIM_EVENTS_PUSH_URL: RFC 8935 push receiver (https), or empty for poll only.')
+param eventsPushUrl string = ''
+@description('Key Vault secret URI of the bearer token the push sends (SCIM_EVENTS_PUSH_TOKEN); empty: none.')
+param eventsPushTokenSecretUri string = ''
 
 var alwaysReady = alwaysReadyHttpInstances > 0 ? [
   {
@@ -245,6 +265,59 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'SCIM_APP_EXTENSION_ATTRIBUTES'
           value: appExtensionAttributes
         }
+        // --- provisioning events (docs/events.md) ---
+        {
+          name: 'SCIM_EVENTS'
+          value: events
+        }
+        {
+          name: 'SCIM_EVENTS_SIGNING_KEY'
+          value: empty(eventsSigningKeySecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${eventsSigningKeySecretUri})'
+        }
+        {
+          name: 'SCIM_EVENTS_SIGNING_KID'
+          value: ''
+        }
+        {
+          name: 'SCIM_EVENTS_UNSIGNED'
+          value: eventsUnsigned ? 'true' : 'false'
+        }
+        {
+          name: 'SCIM_EVENTS_ISSUER'
+          value: eventsIssuer
+        }
+        {
+          name: 'SCIM_EVENTS_AUDIENCE'
+          value: eventsAudience
+        }
+        {
+          name: 'SCIM_EVENTS_RETENTION_DAYS'
+          value: string(eventsRetentionDays)
+        }
+        {
+          name: 'SCIM_EVENTS_RETENTION_SCHEDULE'
+          value: '0 45 4 * * *'
+        }
+        {
+          name: 'SCIM_EVENTS_POLL_WAIT_SECONDS'
+          value: '20'
+        }
+        {
+          name: 'SCIM_EVENTS_PUSH_URL'
+          value: eventsPushUrl
+        }
+        {
+          name: 'SCIM_EVENTS_PUSH_TOKEN'
+          value: empty(eventsPushTokenSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${eventsPushTokenSecretUri})'
+        }
+        {
+          name: 'SCIM_EVENTS_PUSH_SCHEDULE'
+          value: '0 */1 * * * *'
+        }
+        {
+          name: 'SCIM_EVENTS_PUSH_GIVE_UP_HOURS'
+          value: '24'
+        }
         // --- storage ---
         {
           name: 'TABLES_ENDPOINT'
@@ -298,6 +371,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'GRAPH_NOTIFICATION_URL'
           value: graphNotificationUrl
+        }
+        {
+          name: 'GRAPH_WRITEBACK'
+          value: graphWriteback
         }
         // A Key Vault reference, like the tokens (the deploy tool generates the secret).
         {

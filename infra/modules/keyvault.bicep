@@ -1,4 +1,4 @@
-// Key Vault (RBAC mode) holding the SCIM bearer tokens, the app's own tokens and the Graph notification clientState. The template creates no secrets: the deploy
+// Key Vault (RBAC mode) holding the SCIM bearer tokens, the app's own tokens, the Graph notification clientState, the events' signing key and push token. The template creates no secrets: the deploy
 // tool (infra/deploy.py) generates the token and writes it, so a token never appears in a template,
 // a parameter file or a deployment's history, and re-running a deployment never changes it.
 
@@ -41,6 +41,12 @@ param appTokenSecondarySecretName string
 
 @description('Secret holding the clientState shared with Graph change notifications (app setting GRAPH_CLIENT_STATE).')
 param graphClientStateSecretName string
+
+@description('Secret holding the PEM private key that signs provisioning events (app setting SCIM_EVENTS_SIGNING_KEY; docs/events.md).')
+param eventsSigningKeySecretName string
+
+@description('Secret holding the bearer token the RFC 8935 push sends to the app\'s receiver (app setting SCIM_EVENTS_PUSH_TOKEN).')
+param eventsPushTokenSecretName string
 
 // Built-in role definition ids (the same in every tenant).
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
@@ -102,3 +108,5 @@ output secondarySecretUri string = '${vault.properties.vaultUri}secrets/${second
 output appTokenSecretUri string = '${vault.properties.vaultUri}secrets/${appTokenSecretName}'
 output appTokenSecondarySecretUri string = '${vault.properties.vaultUri}secrets/${appTokenSecondarySecretName}'
 output graphClientStateSecretUri string = '${vault.properties.vaultUri}secrets/${graphClientStateSecretName}'
+output eventsSigningKeySecretUri string = '${vault.properties.vaultUri}secrets/${eventsSigningKeySecretName}'
+output eventsPushTokenSecretUri string = '${vault.properties.vaultUri}secrets/${eventsPushTokenSecretName}'

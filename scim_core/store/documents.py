@@ -26,6 +26,7 @@ from scim_core.store.protocol import (
     CHANGE_INDEX,
     Member,
     Stored,
+    display_name,
     index_of,
     is_non_unique,
     stamp,
@@ -81,12 +82,20 @@ def doc_entity(
     props, data = pack(doc)
     keys_json = json.dumps(keys)
     entity = {"PartitionKey": rtype, "RowKey": doc_rk(id_), "id": id_, "keys": keys_json, **props}
+    name = display_name(doc)
+    if name is not None:
+        entity[DISPLAY] = name[:MAX_STRING_CHARS]
     size = entity_size(entity)
     if size > MAX_ENTITY_BYTES or len(keys_json) > MAX_STRING_CHARS:
         raise PayloadTooLarge(
             f"the resource needs {size} bytes of storage; at most {MAX_ENTITY_BYTES} fit"
         )
     return entity, data
+
+
+#: The property holding a resource's display name (:func:`display_name`), so that the name of a
+#: group on a user, or of a member, is a point read of one small property.
+DISPLAY = "dn"
 
 
 def entity_size(entity: Mapping[str, Any]) -> int:

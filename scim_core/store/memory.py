@@ -22,12 +22,18 @@ from scim_core.errors import Conflict, NotFound, PayloadTooLarge, PreconditionFa
 from scim_core.store.protocol import (
     CHANGE_INDEX,
     INLINE_MEMBERS,
+    MAX_OUTBOX_READ,
     UNIQUE_INDEXES,
     Change,
     Member,
     MemberChange,
+    Outbox,
+    OutboxEntry,
     Stored,
+    check_queue,
     clean_keys,
+    display_name,
+    event_key,
     index_of,
     is_non_unique,
     stamp,
@@ -69,6 +75,8 @@ class MemoryStore:
         self._state: dict[str, tuple[str, str]] = {}  # name -> (json, etag)
         self._order: dict[str, list[str]] = {}  # rtype -> sorted ids (scan order), a cache
         self._tombstones: dict[str, dict[str, str]] = {}  # rtype -> id -> stamp of its delete
+        #: (rtype, queue) -> key -> (body JSON, etag): the outbox rows
+        self._outbox: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
 
     # --- resources ----------------------------------------------------------------------------
     def create(
@@ -77,14 +85,18 @@ class MemoryStore:
         doc: dict[str, Any],
         keys: Mapping[str, str | None],
         members: Sequence[Member] = (),
+        outbox: Sequence[Outbox] = (),
     ) -> Stored:
         id_, text, clean = str(doc["id"]), _dump(doc), clean_keys(rtype, keys)
         if members and rtype != "Group":
             raise ValueError("only groups have members")
+        rows = [(o, _dump(o.body)) for o in outbox]
         with self._lock:
             if (rtype, id_) in self._rows:
                 raise Conflict(f"a {rtype} with this id already exists")
             self._check_unique(rtype, id_, clean)
+            self._check_outbox(rtype, rows)
+            self._write_outbox(rtype, rows, None, clean.get(CHANGE_INDEX))
             row = _Row(text, self._etag(), clean)
             self._rows[rtype, id_] = row
             self._order.pop(rtype, None)
@@ -104,15 +116,19 @@ class MemoryStore:
         keys: Mapping[str, str | None],
         etag: str,
         members: MemberChange = _NO_CHANGE,
+        outbox: Sequence[Outbox] = (),
     ) -> Stored:
         id_, text, clean = str(doc["id"]), _dump(doc), clean_keys(rtype, keys)
         if not members.empty and rtype != "Group":
             raise ValueError("only groups have members")
+        rows = [(o, _dump(o.body)) for o in outbox]
         with self._lock:
             old = self._row(rtype, id_)
             if old.etag != etag:
                 raise PreconditionFailed(f"{rtype} {id_} was modified since it was read")
             self._check_unique(rtype, id_, clean)
+            self._check_outbox(rtype, rows)
+            self._write_outbox(rtype, rows, old.keys.get(CHANGE_INDEX), clean.get(CHANGE_INDEX))
             self._drop_index(rtype, id_, old.keys)
             row = _Row(text, self._etag(), clean)
             self._rows[rtype, id_] = row
@@ -131,11 +147,16 @@ class MemoryStore:
                 self._remove_member(id_, member_id)
             return self._stored(rtype, id_, row)
 
-    def delete(self, rtype: str, id: str, etag: str | None = None) -> None:
+    def delete(
+        self, rtype: str, id: str, etag: str | None = None, outbox: Sequence[Outbox] = ()
+    ) -> None:
+        rows = [(o, _dump(o.body)) for o in outbox]
         with self._lock:
             row = self._row(rtype, id)
             if etag is not None and row.etag != etag:
                 raise PreconditionFailed(f"{rtype} {id} was modified since it was read")
+            self._check_outbox(rtype, rows)
+            self._write_outbox(rtype, rows, row.keys.get(CHANGE_INDEX), None)
             del self._rows[rtype, id]
             self._order.pop(rtype, None)
             self._tombstones.setdefault(rtype, {})[id] = stamp(datetime.now(UTC))
@@ -211,6 +232,62 @@ class MemoryStore:
             self.create(rtype, doc, keys)
             count += 1
         return count
+
+    def display_names(self, rtype: str, ids: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            rows = {id_: self._rows.get((rtype, id_)) for id_ in ids}
+        names = {id_: display_name(json.loads(row.json)) for id_, row in rows.items() if row}
+        return {id_: name for id_, name in names.items() if name is not None}
+
+    # --- outbox -------------------------------------------------------------------------------
+    def outbox_read(
+        self, rtype: str, queue: str, limit: int, after: str | None = None
+    ) -> list[OutboxEntry]:
+        check_queue(queue)
+        if not 0 < limit <= MAX_OUTBOX_READ:
+            raise ValueError(f"one read returns 1 to {MAX_OUTBOX_READ} rows, not {limit}")
+        with self._lock:
+            rows = self._outbox.get((rtype, queue), {})
+            keys = sorted(k for k in rows if after is None or k > after)[:limit]
+            return [OutboxEntry(k, json.loads(rows[k][0]), rows[k][1]) for k in keys]
+
+    def outbox_remove(
+        self, rtype: str, queue: str, entries: Sequence[tuple[str, str | None]]
+    ) -> int:
+        check_queue(queue)
+        removed = 0
+        with self._lock:
+            rows = self._outbox.get((rtype, queue), {})
+            for key, etag in entries:
+                found = rows.get(key)
+                if found is not None and (etag is None or etag == found[1]):
+                    del rows[key]
+                    removed += 1
+        return removed
+
+    def outbox_put(self, rtype: str, items: Sequence[Outbox]) -> None:
+        if any(o.key is None for o in items):
+            raise ValueError("outbox_put writes rows with their keys given")
+        rows = [(Outbox(o.queue, o.key, o.body, replace=True), _dump(o.body)) for o in items]
+        with self._lock:
+            self._write_outbox(rtype, rows, None, None)
+
+    def _check_outbox(self, rtype: str, rows: Sequence[tuple[Outbox, str]]) -> None:
+        """A new key that is taken fails the whole write, as the Table store's EGT does."""
+        for o, _ in rows:
+            if (
+                not o.replace
+                and o.key is not None
+                and o.key in self._outbox.get((rtype, o.queue), {})
+            ):
+                raise Conflict(f"outbox row {o.queue}/{o.key} exists")
+
+    def _write_outbox(
+        self, rtype: str, rows: Sequence[tuple[Outbox, str]], previous: str | None, new: str | None
+    ) -> None:
+        for o, body in rows:
+            key = o.key if o.key is not None else event_key(previous, new)
+            self._outbox.setdefault((rtype, o.queue), {})[key] = (body, self._etag())
 
     # --- membership ---------------------------------------------------------------------------
     def list_members(

@@ -55,15 +55,25 @@ def range_rows(
 
 
 def first_page(
-    table: TableClient, pk: str, prefix: str, size: int, select: list[str] | None = None
+    table: TableClient,
+    pk: str,
+    prefix: str,
+    size: int,
+    select: list[str] | None = None,
+    *,
+    after: str | None = None,
 ) -> list[TableEntity]:
-    """At most ``size`` rows of a RowKey prefix, in one request (a page holds up to 1,000)."""
+    """At most ``size`` rows of a RowKey prefix, in one request (a page holds up to 1,000);
+    with ``after`` (a RowKey, or the part of one after ``prefix``), only rows after it."""
     if size > MAX_PAGE_ROWS:
         # More would silently come back as 1,000 rows, and a caller asking for limit + 1 could
         # no longer tell a group of more than ``limit`` members from one of exactly 1,000.
         raise ValueError(f"one request reads at most {MAX_PAGE_ROWS} rows, not {size}")
     query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
     params = {"pk": pk, "lo": prefix, "hi": prefix[:-1] + "}"}
+    if after is not None:
+        query = query.replace("RowKey ge", "RowKey gt")
+        params["lo"] = after if after.startswith(prefix) else prefix + after
     pages = table.query_entities(
         query, parameters=params, results_per_page=size, select=select
     ).by_page()

@@ -26,9 +26,10 @@ Failures raise (never return None/False): ``NotFound``, ``Conflict``, ``Precondi
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 #: The index names per resource type, and whether each is unique.
@@ -84,6 +85,16 @@ def is_non_unique(rtype: str, index: str) -> bool:
     )
 
 
+def display_name(doc: Mapping[str, Any]) -> str | None:
+    """What a reference to the resource shows as ``display``: a group's ``displayName``; a
+    user's ``displayName``, else its ``userName``."""
+    for name in ("displayName", "userName"):
+        value = doc.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 #: A group of at most this many members may be read with its members in one request
 #: (:attr:`Stored.members`).
 INLINE_MEMBERS = 99
@@ -136,6 +147,75 @@ def stamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+#: Most rows one :meth:`Store.outbox_read` returns (a Table Storage response holds 1,000).
+MAX_OUTBOX_READ = 1000
+#: Outbox queue names: lower-case letters, at most 8 (they sit in a RowKey prefix).
+_QUEUE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """A row written in the **same** entity-group transaction as a resource's change (a
+    transactional outbox): the change and its rows commit together or not at all, so a refused
+    or crashed write leaves none and an acknowledged one always has them.
+
+    ``queue`` names the consumer (``ev`` events, ``wb`` Graph write-back, ``en`` enrichment of
+    new users); ``key`` is unique in the queue and orders it (text order). ``key`` None asks
+    the store for an event key (:func:`event_key`): later than every earlier key of the same
+    resource, so a queue read in key order sees one resource's rows in commit order.
+    ``replace``: upsert (one pending row per key, the last write wins), else the key must be
+    new."""
+
+    queue: str
+    key: str | None
+    body: Mapping[str, Any]
+    replace: bool = False
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        if self.key is not None:
+            check_outbox_key(self.key)
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An outbox row as read: ``etag`` lets a consumer remove it only if not rewritten since."""
+
+    key: str
+    body: dict[str, Any]
+    etag: str
+
+
+def check_queue(queue: str) -> None:
+    if not (0 < len(queue) <= 8 and set(queue) <= _QUEUE_CHARS):
+        raise ValueError(f"outbox queue names are 1-8 lower-case letters, not {queue!r}")
+
+
+def check_outbox_key(key: str) -> None:
+    """Keys become RowKeys: printable, without the characters Table Storage forbids there."""
+    if not (0 < len(key) <= 256) or any(c in "/\\#?" or not c.isprintable() for c in key):
+        raise ValueError(f"outbox key {key[:40]!r} is empty, too long or has a forbidden character")
+
+
+def event_key(previous: str | None, new: str | None) -> str:
+    """A fresh event key for a resource whose change index (``lm``) moves from ``previous`` to
+    ``new`` (a :func:`stamp` each; None: none, e.g. a create or a delete): the later of ``new``
+    (or now) and just after ``previous``, then a random part. One resource's writes are
+    serialised by its ETag, so its keys grow in commit order whatever the clocks of the
+    instances that wrote them say."""
+    when = new or stamp(datetime.now(UTC))
+    if previous is not None:
+        try:
+            after = stamp(datetime.fromisoformat(previous.replace("Z", "+00:00")) + _TICK)
+        except ValueError:
+            after = previous
+        when = max(when, after)
+    return f"{when}|{secrets.token_hex(6)}"
+
+
+_TICK = timedelta(microseconds=1)
+
+
 @dataclass(frozen=True)
 class MemberChange:
     """How a group write changes membership.
@@ -164,9 +244,11 @@ class Store(Protocol):
         doc: dict[str, Any],
         keys: Mapping[str, str | None],
         members: Sequence[Member] = (),
+        outbox: Sequence[Outbox] = (),
     ) -> Stored:
         """Insert a new resource (``doc["id"]`` set by the caller) with its index rows and, for a
-        group, its initial members. One atomic storage transaction when the members fit in it."""
+        group, its initial members. One atomic storage transaction when the members fit in it.
+        ``outbox`` rows go in the transaction that writes the document (:class:`Outbox`)."""
         ...
 
     def get(self, rtype: str, id: str) -> Stored:
@@ -180,14 +262,41 @@ class Store(Protocol):
         keys: Mapping[str, str | None],
         etag: str,
         members: MemberChange = MemberChange(),
+        outbox: Sequence[Outbox] = (),
     ) -> Stored:
         """Overwrite a resource read with ``etag``; moves index rows whose key changed and applies
-        the member change (groups). Cost is O(changed members), independent of group size."""
+        the member change (groups). Cost is O(changed members), independent of group size.
+        ``outbox`` rows go in the transaction that writes the document."""
         ...
 
-    def delete(self, rtype: str, id: str, etag: str | None = None) -> None:
+    def delete(
+        self, rtype: str, id: str, etag: str | None = None, outbox: Sequence[Outbox] = ()
+    ) -> None:
         """Delete a resource, its index rows and every membership row naming it (as a group, or as a
-        member of groups). ``etag`` None means unconditional."""
+        member of groups). ``etag`` None means unconditional. ``outbox`` rows go in the
+        transaction that deletes the document (the last), so a refused delete leaves none."""
+        ...
+
+    # --- outbox (rows written with resource changes; see Outbox) ----------------------------------
+    def outbox_read(
+        self, rtype: str, queue: str, limit: int, after: str | None = None
+    ) -> list[OutboxEntry]:
+        """At most ``limit`` (1 to 1,000) rows of a queue of the type's partition, in key order,
+        from just after the key ``after``: one range read. Rows another writer commits later
+        with a smaller key are not lost: a consumer that removes what it handled and reads
+        from the start again sees them (docs/events.md, "Ordering")."""
+        ...
+
+    def outbox_remove(
+        self, rtype: str, queue: str, entries: Sequence[tuple[str, str | None]]
+    ) -> int:
+        """Removes rows by ``(key, etag)``; etag None: whatever version. A row rewritten since
+        it was read (another etag) is kept, a missing one ignored. Batched, 100 a request.
+        Returns how many were removed."""
+        ...
+
+    def outbox_put(self, rtype: str, items: Sequence[Outbox]) -> None:
+        """Writes rows on their own, outside any resource change (upserts; keys given)."""
         ...
 
     def lookup(self, rtype: str, index: str, value: str) -> list[str]:
@@ -228,6 +337,11 @@ class Store(Protocol):
     ) -> int:
         """Insert many new resources fast (batched per storage transaction); returns the count.
         For seeding benchmarks and imports, not for the request path."""
+        ...
+
+    def display_names(self, rtype: str, ids: Sequence[str]) -> dict[str, str]:
+        """The :func:`display_name` of each of these resources that exists and has one: a point
+        read of one small property per id (the Table store sends them concurrently)."""
         ...
 
     # --- membership ---------------------------------------------------------------------------

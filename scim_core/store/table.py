@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,12 +46,10 @@ from scim_core.store.documents import (
     doc_rk,
     encode_key,
     index_ops,
-    pack,
     stored_from,
     tombstone_op,
-    unpack,
 )
-from scim_core.store.errors import TableMissing, translated
+from scim_core.store.errors import translated
 from scim_core.store.loading import load
 from scim_core.store.membership import (
     LARGE,
@@ -65,19 +62,22 @@ from scim_core.store.membership import (
     member_rk,
     plan_members,
 )
+from scim_core.store.outbox import OutboxRows, outbox_ops
 from scim_core.store.paging import MAX_PAGE_ROWS, first_page, range_rows
 from scim_core.store.protocol import (
+    CHANGE_INDEX,
     INLINE_MEMBERS,
     UNIQUE_INDEXES,
     Change,
     Member,
     MemberChange,
+    Outbox,
     Stored,
     clean_keys,
     is_non_unique,
 )
 from scim_core.store.transport import RequestCounter, bound
-from scim_core.store.writes import MEMBER_TRIES, NotAlive, Writes, without_members
+from scim_core.store.writes import MEMBER_TRIES, NotAlive, without_members
 
 _IF_MATCH = MatchConditions.IfNotModified
 _NO_CHANGE = MemberChange()
@@ -85,7 +85,7 @@ _NO_CHANGE = MemberChange()
 _BIRTHS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scim-births")
 
 
-class TableStore(Writes):
+class TableStore(OutboxRows):
     """The Store over three tables of one storage account (layout in the module docstring)."""
 
     def __init__(
@@ -185,7 +185,14 @@ class TableStore(Writes):
         self.service.close()
 
     # --- resources ----------------------------------------------------------------------------
-    def create(self, rtype: str, doc: Doc, keys: Keys, members: Sequence[Member] = ()) -> Stored:
+    def create(
+        self,
+        rtype: str,
+        doc: Doc,
+        keys: Keys,
+        members: Sequence[Member] = (),
+        outbox: Sequence[Outbox] = (),
+    ) -> Stored:
         id_, clean = str(doc["id"]), clean_keys(rtype, keys)
         if members and rtype != "Group":
             raise ValueError("only groups have members")
@@ -195,6 +202,7 @@ class TableStore(Writes):
         base: list[Op] = [("create", entity, {}), *index]
         if rtype == "Group":
             base += birth_ops(id_, rtype)  # same partition: in the group's own EGT
+        base += outbox_ops(rtype, outbox, None, clean.get(CHANGE_INDEX))
         births: Future[Results] | None = None
         if rtype != "Group":
             # A user's liveness rows live in another table: a second request, sent alongside the
@@ -240,11 +248,17 @@ class TableStore(Writes):
         return self._remember(rtype, stored_from(entity, _listed(inline)), inline)
 
     def replace(
-        self, rtype: str, doc: Doc, keys: Keys, etag: str, members: MemberChange = _NO_CHANGE
+        self,
+        rtype: str,
+        doc: Doc,
+        keys: Keys,
+        etag: str,
+        members: MemberChange = _NO_CHANGE,
+        outbox: Sequence[Outbox] = (),
     ) -> Stored:
         for _ in range(MEMBER_TRIES):
             try:
-                return self._replace(rtype, doc, keys, etag, members)
+                return self._replace(rtype, doc, keys, etag, members, outbox)
             except NotAlive as exc:
                 dead = self._settle(exc.members)
                 members = without_members(members, dead)
@@ -253,7 +267,13 @@ class TableStore(Writes):
         raise PreconditionFailed(f"members of {rtype} {doc['id']} kept changing while written")
 
     def _replace(
-        self, rtype: str, doc: Doc, keys: Keys, etag: str, members: MemberChange
+        self,
+        rtype: str,
+        doc: Doc,
+        keys: Keys,
+        etag: str,
+        members: MemberChange,
+        outbox: Sequence[Outbox] = (),
     ) -> Stored:
         id_, clean = str(doc["id"]), clean_keys(rtype, keys)
         if not members.empty and rtype != "Group":
@@ -269,6 +289,7 @@ class TableStore(Writes):
             after = LARGE if known is None else known
         options = {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": _IF_MATCH}
         base = [("update", entity, options), *index_ops(rtype, id_, old_keys, clean)]
+        base += outbox_ops(rtype, outbox, old_keys.get(CHANGE_INDEX), clean.get(CHANGE_INDEX))
         return self._write_resource(rtype, id_, data, clean, base, pairs, after)
 
     def _finish_members(self, group_id: str, change: MemberChange) -> Stored:
@@ -284,7 +305,9 @@ class TableStore(Writes):
                 continue
         raise PreconditionFailed(f"members of Group {group_id} kept changing while written")
 
-    def delete(self, rtype: str, id: str, etag: str | None = None) -> None:
+    def delete(
+        self, rtype: str, id: str, etag: str | None = None, outbox: Sequence[Outbox] = ()
+    ) -> None:
         """Deletes a resource and its memberships, in an order that never lets a group list a
         resource that no longer exists, whatever runs concurrently and wherever a crash stops
         it:
@@ -320,6 +343,7 @@ class TableStore(Writes):
             try:
                 # The tombstone goes with the document: a change poll sees the delete.
                 ops = [doc, *index_ops(rtype, id, keys, {}), tombstone_op(rtype, id)]
+                ops += outbox_ops(rtype, outbox, keys.get(CHANGE_INDEX), None)
                 self._write(TABLES[rtype], ops, [], what)
                 break
             except PreconditionFailed:
@@ -448,39 +472,6 @@ class TableStore(Writes):
                 row["group"]
                 for row in range_rows(self._tables["groups"], "Group", prefix, ["group"])
             ]
-
-    # --- state --------------------------------------------------------------------------------
-    def get_state(self, name: str) -> tuple[dict[str, Any], str] | None:
-        try:
-            with translated(f"state {name!r}"):
-                entity = self._tables["state"].get_entity("state", encode_key(name))
-        except NotFound:
-            return None
-        value: dict[str, Any] = json.loads(unpack(entity))
-        return value, str(entity.metadata["etag"])
-
-    def put_state(self, name: str, value: dict[str, Any], etag: str | None) -> str:
-        entity = {
-            "PartitionKey": "state",
-            "RowKey": encode_key(name),
-            "name": name,
-            **pack(value)[0],
-        }
-        state = self._tables["state"]
-        for attempt in (1, 2):
-            try:
-                with translated(f"state {name!r}"):
-                    if etag is None:
-                        meta = state.create_entity(entity)
-                    else:
-                        meta = state.update_entity(
-                            entity, UpdateMode.REPLACE, etag=etag, match_condition=_IF_MATCH
-                        )
-                return str(meta["etag"])
-            except TableMissing:
-                if attempt == 2 or not self._create_missing_tables():
-                    raise
-        raise AssertionError("unreachable")
 
     # --- internals ----------------------------------------------------------------------------
     def _learn_members(self, group_id: str) -> Inline:

@@ -301,3 +301,57 @@ def test_the_token_age_outcome_is_judged_from_this_runs_record(
     outcome = token_age_outcome(record, datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
     assert outcome.code == code and outcome.message.startswith(message)
     assert "f1" not in outcome.message
+
+
+def test_the_event_retention_timer_reports_what_it_removed(
+    tmp_path: Path, azurite_http: Azurite
+) -> None:
+    """`python -m devhost --fire-timer events_retention` with events on: the app's own timer
+    runs and the command prints its record (docs/events.md, "Retention")."""
+    env = app_env(azurite_http, "ret", SCIM_EVENTS="notice", SCIM_EVENTS_UNSIGNED="true")
+    done = fire(tmp_path, env, "events_retention")
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "events_retention: removed " in done.stdout
+    assert "events older than 7.0 days" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("record", "code", "message"),
+    [
+        ({}, 0, "events_push recorded no run"),
+        (
+            {"lastRun": {"finished": "2026-01-01T09:59:00Z", "outcome": "delivered"}},
+            0,
+            "events_push recorded no run",
+        ),
+        (
+            {"lastRun": {"finished": "2026-01-01T10:00:01Z", "outcome": "delivered", "pushed": 7}},
+            0,
+            "events_push delivered: pushed 7, refused 0",
+        ),
+        (
+            {
+                "lastRun": {
+                    "finished": "2026-01-01T10:00:01Z",
+                    "outcome": "failed",
+                    "error": "HTTP 503",
+                    "pushed": 0,
+                },
+                "failures": 2,
+                "retryAt": "2026-01-01T10:01:01Z",
+            },
+            1,
+            "events_push failed: HTTP 503; pushed 0, refused 0; 2 failed runs in a row",
+        ),
+    ],
+    ids=["no-record", "older-record", "delivered", "failed"],
+)
+def test_the_event_push_outcome_is_judged_from_this_runs_record(
+    record: dict[str, object], code: int, message: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from devhost.outcome import events_push_outcome
+
+    outcome = events_push_outcome(record, datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
+    assert outcome.code == code and outcome.message.startswith(message)

@@ -23,6 +23,13 @@ Wire format as documented on Microsoft Learn (v1.0), each behaviour beside its s
   directory string comparisons ignore case): ``{"@odata.context", "value": [...]}`` with the
   same ``$select``/``$expand``; any other filter answers ``400 Request_UnsupportedQuery``;
   ``GET /directory/deletedItems/{id}`` finds soft-deleted users only.
+- ``PATCH /users/{id | userPrincipalName}`` ("Update user"): 204 No Content; the change shows
+  in the next delta round like any other; ``null`` clears a property; an unknown property is
+  ``400 Request_BadRequest``; a user synced from on-premises AD (``onPremisesSyncEnabled``)
+  refuses the properties mastered on-premises with 400 (tests/graph/fake_batch.py);
+- ``POST /$batch`` ("Combine multiple HTTP requests using JSON batching"): tests/graph/
+  fake_batch.py (at most 20 requests, relative URLs, per-request status, any order, 429
+  inside the batch with its own Retry-After);
 - ``/subscriptions``: tests/graph/fake_subscriptions.py; the wire helpers: fake_wire.py.
 Deliberate differences: plain HTTP on loopback (Graph is HTTPS only and so are notification
 URLs), a fixed bearer token instead of Entra-issued ones, and faults scripted by the tests.
@@ -42,6 +49,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.graph.fake_batch import FakeBatch
 from tests.graph.fake_subscriptions import FakeSubscriptions
 from tests.graph.fake_wire import (
     MESSAGES,
@@ -104,6 +112,7 @@ class FakeGraph:
         self.base_url = ""
         self._rounds: dict[tuple[str, int, int], list[str]] = {}
         self._removed_at: dict[str, int] = {}  # user id -> sequence of its removal
+        self.batch = FakeBatch(self)
 
     @property
     def subscriptions(self) -> dict[str, dict[str, Any]]:
@@ -191,7 +200,15 @@ class FakeGraph:
             return self._fault_response(fault)
         if not path.startswith("/v1.0/"):
             return error_reply(404, "BadRequest", "Invalid version.")
+        if method == "POST" and path == "/v1.0/$batch":
+            return self.batch.handle(body)
+        return self.route(method, path, query, body)
+
+    def route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Reply:
+        """One authenticated request below the version root (also each request of a batch)."""
         rest = path[len("/v1.0/") :]
+        if method == "PATCH" and rest.startswith("users/"):
+            return self.batch.patch_user(rest[len("users/") :], body)
         if method == "GET" and rest in (
             "users/delta",
             "users/delta()",
@@ -305,6 +322,23 @@ class FakeGraph:
             self._rounds[key] = ids
         return self._rounds[key]
 
+    def find(self, key: str) -> str | None:
+        """The live user whose id or userPrincipalName (any case) is ``key`` (lock held)."""
+        user = self.users.get(key)
+        if user is not None:  # an object id: no scan (the benchmarks read 10k users by id)
+            return key if user.removed is None else None
+        return next(
+            (
+                u
+                for u, user in self.users.items()
+                if user.removed is None
+                and (
+                    u == key or str(user.props.get("userPrincipalName", "")).lower() == key.lower()
+                )
+            ),
+            None,
+        )
+
     def _first_removed(self, user_id: str) -> int | None:
         return self._removed_at.get(user_id)
 
@@ -331,18 +365,7 @@ class FakeGraph:
     # --- single user ------------------------------------------------------------------------------
     def _get_user(self, key: str, query: dict[str, str]) -> Reply:
         with self.lock:
-            found = next(
-                (
-                    u
-                    for u, user in self.users.items()
-                    if user.removed is None
-                    and (
-                        u == key
-                        or str(user.props.get("userPrincipalName", "")).lower() == key.lower()
-                    )
-                ),
-                None,
-            )
+            found = self.find(key)
             if found is None:
                 return error_reply(
                     404,

@@ -218,16 +218,21 @@ def test_graph_permissions_use_the_microsoft_graph_extension() -> None:
 
 
 def test_graph_permissions_grant_user_read_all_and_optionally_group_member_read_all() -> None:
-    """User.Read.All always; GroupMember.Read.All only behind a bool parameter, default false."""
+    """User.Read.All unless write-back asks for User.ReadWrite.All instead (issue 14);
+    GroupMember.Read.All only behind a bool parameter; both flags default false."""
     template = parse(GRAPH_PERMISSIONS)
     assignments = resources_of_type(template, "Microsoft.Graph/appRoleAssignedTo")
-    assert set(assignments) == {"userReadAll", "groupMemberReadAll"}
-    assert "condition" not in assignments["userReadAll"]["config"]
+    assert set(assignments) == {"userReadAll", "userReadWriteAll", "groupMemberReadAll"}
     assert assignments["groupMemberReadAll"]["config"]["condition"] == "grantGroupMemberReadAll"
-    flag = template["parameters"]["grantGroupMemberReadAll"]
-    assert (flag["type"], flag["default"]) == ("bool", False)
+    assert assignments["userReadWriteAll"]["config"]["condition"] == "grantUserReadWriteAll"
+    read_only = json.dumps(assignments["userReadAll"]["config"]["condition"])
+    assert "grantUserReadWriteAll" in read_only and "not" in read_only.lower()
+    for name in ("grantGroupMemberReadAll", "grantUserReadWriteAll"):
+        flag = template["parameters"][name]
+        assert (flag["type"], flag["default"]) == ("bool", False)
     source = GRAPH_PERMISSIONS.read_text()
     assert "role.value == 'User.Read.All'" in source
+    assert "role.value == 'User.ReadWrite.All'" in source
     assert "role.value == 'GroupMember.Read.All'" in source
     for assignment in assignments.values():
         assert body(assignment)["resourceId"] == {

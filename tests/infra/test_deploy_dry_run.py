@@ -104,6 +104,8 @@ def test_deploy_passes_secrets_through_a_file(deploy_output: str) -> None:
         "graph-client-state",
         "scim-app-token",
         "scim-app-token-secondary",
+        "scim-events-signing-key",
+        "scim-events-push-token",
     ]
     assert all("--file" in c and "--output none" in c for c in sets)
 
@@ -227,6 +229,15 @@ def test_graph_permissions_deploys_the_separate_template() -> None:
     (deployment,) = [c for c in commands(done.stdout) if c.startswith("az deployment group create")]
     assert f"--template-file {INFRA / 'graph-permissions.bicep'}" in deployment
     assert "grantGroupMemberReadAll=false" in deployment
+    assert "grantUserReadWriteAll=false" in deployment
+
+
+def test_graph_permissions_for_writeback_grant_user_readwrite_all() -> None:
+    """``--writeback`` (GRAPH_WRITEBACK, docs/graph-writeback.md): User.ReadWrite.All instead."""
+    done = dry_run("graph-permissions", "contoso", "--writeback")
+    assert done.returncode == 0, done.stderr
+    (deployment,) = [c for c in commands(done.stdout) if c.startswith("az deployment group create")]
+    assert "grantUserReadWriteAll=true" in deployment
 
 
 def test_unknown_customer_is_refused() -> None:

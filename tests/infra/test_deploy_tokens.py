@@ -283,6 +283,25 @@ def test_deploy_smoke_tests_like_entra_test_connection(scim_stub: str) -> None:
     assert group_filter.startswith('displayName eq "') and group_filter.endswith('"')
 
 
+def test_deploy_generates_the_events_signing_key_and_push_token_unrevealed(
+    scim_stub: str,
+) -> None:
+    """docs/events.md: a P-256 key the app can load (SetEncoder) and a push token, written to
+    Key Vault through private files, never printed or passed in argv."""
+    from scim_core.events.tokens import SetEncoder
+
+    fake = AcceptStoredToken(scim_stub)
+    code, out = run(fake, "deploy", "contoso", "--location", "westeurope", "--tenant-id", TENANT)
+    assert code == 0, out
+    pem, role = fake.secrets[deploy.EVENTS_SIGNING_KEY_SECRET]
+    assert role == "signing" and pem.startswith("-----BEGIN PRIVATE KEY-----")
+    assert SetEncoder(issuer="urn:test", signing_key=pem).alg == "ES256"
+    push, role = fake.secrets[deploy.EVENTS_PUSH_TOKEN_SECRET]
+    assert role == "push" and len(push) == 64
+    for secret in (pem, push):
+        assert secret not in out and all(secret not in " ".join(a) for a in fake.argvs)
+
+
 def test_redeploy_keeps_the_existing_token(scim_stub: str) -> None:
     """Re-running deploy (e.g. for new code) must not break a working Entra connection."""
     existing = {
@@ -291,6 +310,8 @@ def test_redeploy_keeps_the_existing_token(scim_stub: str) -> None:
         deploy.GRAPH_CLIENT_STATE_SECRET: ("z" * 64, "client-state"),
         deploy.APP_TOKEN_SECRET: ("a" * 64, "app-primary"),
         deploy.APP_TOKEN_SECONDARY_SECRET: ("b" * 64, "disabled"),
+        deploy.EVENTS_SIGNING_KEY_SECRET: ("-----BEGIN PRIVATE KEY-----", "signing"),
+        deploy.EVENTS_PUSH_TOKEN_SECRET: ("c" * 64, "push"),
     }
     fake = AcceptStoredToken(scim_stub, existing)
     code, out = run(fake, "deploy", "contoso", "--location", "westeurope", "--tenant-id", TENANT)

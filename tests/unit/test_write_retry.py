@@ -6,6 +6,7 @@ stands (RFC 7644 §3.14)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from scim_core.http import ScimRequest
 from scim_core.resource import version_of
 from scim_core.service import WRITE_ATTEMPTS, ScimService
-from scim_core.store import MemberChange, Stored
+from scim_core.store import MemberChange, Outbox, Stored
 from scim_core.store.memory import MemoryStore
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -37,12 +38,13 @@ class RacingStore(MemoryStore):
         keys: Any,
         etag: str,
         members: MemberChange = NO_CHANGE,
+        outbox: Sequence[Outbox] = (),
     ) -> Stored:
         if self.races:
             self.races -= 1
             current = self.get(rtype, str(doc["id"]))
             super().replace(rtype, current.doc, current.keys, current.etag)
-        return super().replace(rtype, doc, keys, etag, members)
+        return super().replace(rtype, doc, keys, etag, members, outbox)
 
 
 def call(
