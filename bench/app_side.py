@@ -28,7 +28,7 @@ from typing import Any
 from bench.entra_cycle import entra_user, patch
 from bench.scale import Customer, Reply
 from bench.servers import BenchAzurite
-from bench.stats import median, percentile
+from bench.stats import median, percentile, rotated
 from scim_core.cursor import Position, query_digest
 from scim_core.indexes import mark_built
 from scim_core.query import plan
@@ -172,13 +172,15 @@ def run(
             level: {op: {"seconds": [], "requests": [], "failures": []} for op in OPS}
             for level in levels
         }
+        # The sizes interleaved call by call, in an order rotated call after call (see
+        # bench.scale.interleaved: blocks of calls per size let a slow spell land on one size).
         for repeat in range(repeats):
-            order = levels[repeat % len(levels) :] + levels[: repeat % len(levels)]
             for op in OPS:
-                for level in order:
-                    customer = customers[level]
-                    action, ok = customer.operations()[op]
-                    for k in range(samples):
+                actions = {level: customers[level].operations()[op] for level in levels}
+                for k in range(samples):
+                    for level in rotated(levels, k + repeat):
+                        customer = customers[level]
+                        action, ok = actions[level]
                         before = customer.store.request_count
                         reply = action(k)
                         raw[level][op]["requests"].append(customer.store.request_count - before)
@@ -189,6 +191,10 @@ def run(
                 op: {
                     "p50_ms": round(percentile(r["seconds"], 50) * 1000, 3),
                     "p99_ms": round(percentile(r["seconds"], 99) * 1000, 3),
+                    "p50_ms_repeats": [
+                        round(percentile(r["seconds"][i : i + samples], 50) * 1000, 3)
+                        for i in range(0, len(r["seconds"]), samples)
+                    ],
                     "storage_requests": int(median(r["requests"])),
                     "failures": int(sum(r["failures"])),
                 }

@@ -3,8 +3,8 @@
 Three customers of 1k, 10k and 100k users live side by side in one Azurite (each its own
 tables, ``table_prefix``), each served by its own ``ScimService`` over a ``TableStore``, called in
 process (``service.handle``: the SCIM service and its storage; the HTTP host adds a constant,
-so leaving it out makes the ratios stricter). Measuring the three sizes interleaved, repeat
-after repeat, keeps drift in a shared 2-core machine out of the ratios. Storage requests are
+so leaving it out makes the ratios stricter). Measuring the three sizes interleaved call by
+call keeps drift in a shared 2-core machine out of the ratios. Storage requests are
 counted at the Table client's transport (``TableStore.request_count``) on the same requests.
 
 Users are loaded with the store's batch path (``TableStore.bulk_load``: many users per
@@ -27,7 +27,7 @@ from typing import Any
 from bench.client import service_request
 from bench.entra_cycle import ENT, GROUP, MS_GROUP, entra_user, patch
 from bench.servers import BenchAzurite
-from bench.stats import median, percentile
+from bench.stats import median, percentile, rotated
 from scim_core.http import ScimResponse
 from scim_core.router import Router
 from scim_core.service import ScimService
@@ -121,18 +121,13 @@ class Customer:
         assert reply.status == 201, reply.body
         return str(reply.json()["id"])
 
-    def measure(
-        self, action: Callable[[int], Reply], ok: Callable[[Reply], bool], samples: int
-    ) -> tuple[float, int, int]:
-        """(p50 seconds, median storage requests, failures) of ``samples`` calls."""
-        times, counts, failures = [], [], 0
-        for k in range(samples):
-            before = self.store.request_count
-            reply = action(k)
-            counts.append(self.store.request_count - before)
-            times.append(reply.seconds)
-            failures += not ok(reply)
-        return percentile(times, 50), int(median(counts)), failures
+    def sample(
+        self, action: Callable[[int], Reply], ok: Callable[[Reply], bool], k: int
+    ) -> tuple[float, int, bool]:
+        """One call: (seconds, storage requests, failed)."""
+        before = self.store.request_count
+        reply = action(k)
+        return reply.seconds, self.store.request_count - before, not ok(reply)
 
 
 def _found(reply: Reply) -> bool:
@@ -194,29 +189,34 @@ def group_operations(
 def interleaved(
     targets: dict[str, tuple[Customer, dict[str, Any]]], samples: int, repeats: int
 ) -> dict[str, dict[str, Any]]:
-    """Every operation at every size, the sizes interleaved within each repeat (rotated)."""
+    """Every operation at every size, the sizes interleaved call by call (one call of each size,
+    in an order rotated call after call), ``samples`` calls of each per repeat. Interleaving
+    whole blocks of ``samples`` calls let a slow spell of the shared machine (another job, a
+    garbage collection) land on one size's block: the 2026-12-03 full run's p50 of one block
+    moved 2.4-5.0 ms between repeats for a 1-request read. ``p50_ms`` is the p50 of all
+    ``samples * repeats`` calls; ``p50_ms_repeats`` that of each repeat."""
     names = list(targets)
-    runs: dict[str, dict[str, list[tuple[float, int, int]]]] = {
-        name: {op: [] for op in targets[name][1]} for name in names
+    calls: dict[str, dict[str, list[list[tuple[float, int, bool]]]]] = {
+        name: {op: [[] for _ in range(repeats)] for op in targets[name][1]} for name in names
     }
     for repeat in range(repeats):
-        order = names[repeat % len(names) :] + names[: repeat % len(names)]
         for op in targets[names[0]][1]:
-            for name in order:
-                customer, ops = targets[name]
-                action, ok = ops[op]
-                runs[name][op].append(customer.measure(action, ok, samples))
+            for k in range(samples):
+                for name in rotated(names, k + repeat):
+                    customer, ops = targets[name]
+                    action, ok = ops[op]
+                    calls[name][op][repeat].append(customer.sample(action, ok, k))
     return {
         name: {
             op: {
-                "p50_ms": round(median(r[0] for r in rs) * 1000, 3),
-                "p50_ms_repeats": [round(r[0] * 1000, 3) for r in rs],
-                "storage_requests": int(median(r[1] for r in rs)),
-                "failures": sum(r[2] for r in rs),
+                "p50_ms": round(percentile([c[0] for r in rs for c in r], 50) * 1000, 3),
+                "p50_ms_repeats": [round(percentile([c[0] for c in r], 50) * 1000, 3) for r in rs],
+                "storage_requests": int(median(c[1] for r in rs for c in r)),
+                "failures": sum(c[2] for r in rs for c in r),
             }
             for op, rs in per_op.items()
         }
-        for name, per_op in runs.items()
+        for name, per_op in calls.items()
     }
 
 

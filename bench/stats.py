@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def median(values: Iterable[float]) -> float:
@@ -28,3 +31,11 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
 
 def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else math.nan
+
+
+def rotated(items: Sequence[T], shift: int) -> list[T]:
+    """``items`` starting at ``shift`` (mod its length): the order in which one call of each
+    size is made, rotated call after call so that no size is always first or last after a
+    switch between operations."""
+    k = shift % len(items) if items else 0
+    return [*items[k:], *items[:k]]
