@@ -153,7 +153,9 @@ def _examine(
     resource when it is a result (None when the filter rejects it; a tombstone's
     :class:`Change` in a change walk)."""
     if plan.walk is not None:
-        for change in plan.walk(store, after):
+        # A poll without further terms needs count + 1 changes: ask storage for no more.
+        size = min(count + 1, STORAGE_PAGE) if not plan.rest and count is not None else None
+        for change in plan.walk(store, after, size):
             if change.deleted:
                 yield change.position, change
                 continue

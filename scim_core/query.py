@@ -149,9 +149,9 @@ def change_term(rtype: ResourceType, term: Filter) -> tuple[str, bool, Filter] |
 
 def _walk_changes(
     rtype: ResourceType, since: str, exclusive: bool
-) -> Callable[[Store, str | None], Iterator[Change]]:
-    def walk(store: Store, after: str | None) -> Iterator[Change]:
-        for change in store.changes(rtype.name, since, after):
+) -> Callable[[Store, str | None, int | None], Iterator[Change]]:
+    def walk(store: Store, after: str | None, page_size: int | None = None) -> Iterator[Change]:
+        for change in store.changes(rtype.name, since, after, page_size):
             if not (exclusive and change.stamp == since):
                 yield change
 
@@ -195,7 +195,7 @@ class Plan:
     rest: tuple[Filter, ...]
     #: A time-ordered walk instead of ``lookup`` (``meta.lastModified gt|ge``): the changes
     #: after a position, tombstones of deleted resources included.
-    walk: Callable[[Store, str | None], Iterator[Change]] | None = None
+    walk: Callable[[Store, str | None, int | None], Iterator[Change]] | None = None
 
 
 def plan(
@@ -248,7 +248,7 @@ def find(
     page of the partition at a time (:func:`plan`)."""
     chosen = plan(rtype, f, strict=strict, indexes=indexes, changes=changes)
     if chosen.walk is not None:  # live resources only: find() has no way to say "deleted"
-        for change in chosen.walk(store, None):
+        for change in chosen.walk(store, None, None):
             if not change.deleted:
                 try:
                     stored = store.get(rtype.name, change.id)

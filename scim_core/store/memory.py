@@ -200,7 +200,9 @@ class MemoryStore:
         start = bisect.bisect_right(ids, after) if after is not None else 0
         return iter(ids[start:])
 
-    def changes(self, rtype: str, since: str, after: str | None = None) -> Iterator[Change]:
+    def changes(
+        self, rtype: str, since: str, after: str | None = None, page_size: int | None = None
+    ) -> Iterator[Change]:
         # Positions "<stamp>|<id>", as the Table store's; a snapshot taken under the lock.
         start = after if after is not None else since
         with self._lock:

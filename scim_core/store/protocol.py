@@ -321,11 +321,14 @@ class Store(Protocol):
         (a deep ``startIndex``): 1,000 keys a request."""
         ...
 
-    def changes(self, rtype: str, since: str, after: str | None = None) -> Iterator[Change]:
+    def changes(
+        self, rtype: str, since: str, after: str | None = None, page_size: int | None = None
+    ) -> Iterator[Change]:
         """The resources of the type whose ``lm`` key (a :func:`stamp`) is at or after
         ``since``, and the tombstones of those deleted at or after it (kept
         :data:`TOMBSTONE_DAYS`; every delete writes one in its transaction), oldest first, from
-        just after the position ``after``. Key-only index reads, 1,000 rows a request, lazy."""
+        just after the position ``after``. Key-only index reads, lazy, ``page_size`` (at most
+        1,000, the default) rows a request: a poll that wants n changes asks for n + 1."""
         ...
 
     def purge_tombstones(self, rtype: str, before: str) -> int:

@@ -387,18 +387,24 @@ class TableStore(OutboxRows):
             for row in range_rows(self._table(rtype), rtype, "id|", ["RowKey"], after=after):
                 yield row["RowKey"]
 
-    def changes(self, rtype: str, since: str, after: str | None = None) -> Iterator[Change]:
+    def changes(
+        self, rtype: str, since: str, after: str | None = None, page_size: int | None = None
+    ) -> Iterator[Change]:
         # Two ordered ranges, merged by their common "<stamp>|<id>" tail: the change index
         # (lm|...) and the tombstones (lt|...). A position is that tail.
         table, start = self._table(rtype), after if after is not None else since
         with translated(f"{rtype} changes"):
             live = (
                 Change(row["RowKey"][3:], row["id"], row["RowKey"][3:].split("|")[0])
-                for row in range_rows(table, rtype, "lm|", ["RowKey", "id"], after="lm|" + start)
+                for row in range_rows(
+                    table, rtype, "lm|", ["RowKey", "id"], after="lm|" + start, page_size=page_size
+                )
             )
             gone = (
                 Change(row["RowKey"][3:], row["id"], row["RowKey"][3:].split("|")[0], True)
-                for row in range_rows(table, rtype, "lt|", ["RowKey", "id"], after="lt|" + start)
+                for row in range_rows(
+                    table, rtype, "lt|", ["RowKey", "id"], after="lt|" + start, page_size=page_size
+                )
             )
             yield from heapq.merge(live, gone, key=lambda c: c.position)
 

@@ -125,3 +125,30 @@ def test_table_poll_reads_only_the_changes(table_store: TableStore) -> None:
         assert status == 200 and len(body["Resources"]) == 10
         costs.append(table_store.request_count - before)
     assert costs == [12, 12]
+
+
+def test_a_poll_asks_storage_for_one_page_of_changes_not_a_thousand(
+    table_store: TableStore, monkeypatch: Any
+) -> None:
+    """A poll of ``count`` n reads the change index and the tombstones n + 1 rows a request
+    (enough to know whether more follow), not a full 1,000-row page of index keys."""
+    import scim_core.store.table as table_module
+
+    mark_built(table_store, ["lm"])
+    service = ScimService(table_store)
+    since = (datetime.now(UTC) - timedelta(milliseconds=2)).isoformat()
+    for n in range(25):
+        call(service, "POST", "/Users", {"userName": f"size-{n}"})
+    flt = f'meta.lastModified gt "{since}"'
+    call(service, "GET", "/Users", filter=flt)  # readiness and purge, once a process
+    sizes: list[int | None] = []
+    real = table_module.range_rows
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        sizes.append(kwargs.get("page_size"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(table_module, "range_rows", spy)
+    status, body = call(service, "GET", "/Users", filter=flt, count="10")
+    assert status == 200 and len(body["Resources"]) == 10
+    assert sizes == [11, 11]
