@@ -39,9 +39,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from bench.client import service_request
 from bench.entra_cycle import entra_user, patch
 from bench.servers import BenchAzurite
@@ -50,7 +47,7 @@ from scim_core.events.feed import EventFeed
 from scim_core.events.poll import EventsEndpoint
 from scim_core.events.push import PushConfig, Pusher
 from scim_core.events.record import EVENTS, EventProducer
-from scim_core.events.tokens import SetEncoder
+from scim_core.events.tokens import SetEncoder, new_signing_key
 from scim_core.service import ScimService
 from scim_core.store import Outbox
 from scim_core.store.protocol import stamp
@@ -61,12 +58,7 @@ PAGE = 100
 
 
 def signing_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    return new_signing_key()
 
 
 def encoder(signed: bool = True) -> SetEncoder:

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,9 +27,8 @@ from typing import Any
 
 from bench.app_side import AppCustomer
 from bench.scale import Reply
-from bench.servers import ROOT, SHIM, BenchAzurite
+from bench.servers import BenchAzurite
 from bench.stats import median
-from devhost.azurite import HOST
 from scim_core.store import transport
 
 TIMING = Path(__file__).resolve().with_name("azurite_timing.js")
@@ -43,31 +41,12 @@ class TimedAzurite(BenchAzurite):
         super().__init__(location)
         self.out = location / "timing.jsonl"
 
-    def _launch(self, launcher: Path) -> None:
+    def _node_env(self) -> dict[str, str]:
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(launcher),
-            "--tableHost",
-            HOST,
-            "--tablePort",
-            str(self.port),
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--skipApiVersionCheck",
-            "--loose",
-        ]
-        options = f"--max-old-space-size=6144 --require={SHIM} --require={TIMING}"
-        env = {**os.environ, "NODE_OPTIONS": options, "AZURITE_TIMING_OUT": str(self.out)}
-        with self._log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        env = super()._node_env()
+        env["NODE_OPTIONS"] += f" --require={TIMING}"
+        env["AZURITE_TIMING_OUT"] = str(self.out)
+        return env
 
     def records(self) -> list[dict[str, Any]]:
         """Azurite's records since the last call (it writes them on SIGUSR2)."""

@@ -33,6 +33,14 @@ class BenchAzurite(Azurite):
         super().__init__(ROOT, location)
         self.indexed = indexed
 
+    def _node_env(self) -> dict[str, str]:
+        """Node's options and any further environment (bench.growth_probe adds its timing)."""
+        # 100k users with their index and membership rows need more than Node's default heap.
+        node_options = ["--max-old-space-size=6144"]
+        if self.indexed:
+            node_options.append(f"--require={SHIM}")
+        return {"NODE_OPTIONS": " ".join(node_options)}
+
     def _launch(self, launcher: Path) -> None:
         command = [
             str(launcher),
@@ -45,11 +53,7 @@ class BenchAzurite(Azurite):
             "--skipApiVersionCheck",
             "--loose",
         ]
-        # 100k users with their index and membership rows need more than Node's default heap.
-        node_options = ["--max-old-space-size=6144"]
-        if self.indexed:
-            node_options.append(f"--require={SHIM}")
-        env = {**os.environ, "NODE_OPTIONS": " ".join(node_options)}
+        env = {**os.environ, **self._node_env()}
         with self._log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 command,

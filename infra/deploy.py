@@ -107,15 +107,9 @@ def new_signing_key(az: AzureCli) -> str:
     never shown or written elsewhere. Dry-run makes none."""
     if az.dry_run:
         return GENERATED
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from scim_core.events.tokens import new_signing_key as new_pem
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    return new_pem()
 
 
 @dataclass(frozen=True)

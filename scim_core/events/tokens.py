@@ -46,6 +46,20 @@ class EventConfigError(ValueError):
     """The event settings cannot sign or send SETs."""
 
 
+def new_signing_key() -> str:
+    """A fresh P-256 private key as unencrypted PKCS#8 PEM: what ``SCIM_EVENTS_SIGNING_KEY``
+    holds (the deploy tool makes one per instance; SETs are then ES256, RFC 7518 §3.4)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
 def jti_of(rtype: str, key: str) -> str:
     return rtype[0] + key
 

@@ -16,11 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from devhost.server import LocalHost
 from scim_core.events.feed import MAX_EVENTS, EventFeed
+from scim_core.events.tokens import new_signing_key
 from scim_core.router import Router
 from scim_core.settings import Settings
 from scim_core.wiring import build_router
@@ -33,12 +32,7 @@ PROV = "urn:ietf:params:scim:event:prov:"
 
 def signing_pem() -> str:
     """A fresh P-256 private key (the SETs are ES256-signed, as an operator's key would)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    return new_signing_key()
 
 
 @dataclass

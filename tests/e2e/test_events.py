@@ -18,13 +18,12 @@ from typing import Any
 import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 import function_app
 from devhost.server import LocalHost
 from scim_core.events.feed import EventFeed
 from scim_core.events.record import ACTIVATE, DEACTIVATE, DELETE, PREFIX
+from scim_core.events.tokens import new_signing_key
 from scim_core.router import Router
 from scim_core.settings import Settings
 from scim_core.store import Outbox
@@ -85,12 +84,7 @@ def events(host: tuple[LocalHost, str]) -> Iterator[Events]:
 
     local, entra_token = host
     app_token, reader_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pem = new_signing_key()
     env = {
         "TABLES_CONNECTION_STRING": os.environ["TABLES_CONNECTION_STRING"],
         "SCIM_BEARER_TOKEN": entra_token,
